@@ -1,0 +1,140 @@
+"""What a search space is, and the typed results its evaluator returns.
+
+A space states once what a candidate program must define (the text the mutator sees),
+which programs it starts from, on which tasks a candidate is scored and how. The loop,
+selector, mutators and executors only ever talk to a space through this interface, so a
+new space (or a third-party one registered under the ``discover.spaces`` entry point)
+slots in without touching them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+EVOLVE_START = "# EVOLVE-BLOCK-START"
+EVOLVE_END = "# EVOLVE-BLOCK-END"
+
+# Statuses of one evaluation. Only "ok" is ever scored.
+OK = "ok"
+INVALID = "invalid"      # the candidate ran but broke the space's contract (shape, NaN, probabilities ...)
+ERROR = "error"          # the candidate raised
+TIMEOUT = "timeout"      # wall-time limit
+MEMORY = "memory"        # memory limit
+CRASHED = "crashed"      # the worker process died (signal, os._exit, segfault)
+FORBIDDEN = "forbidden"  # tried a forbidden operation (process, network, file outside its directory)
+STATUSES = (OK, INVALID, ERROR, TIMEOUT, MEMORY, CRASHED, FORBIDDEN)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskResult:
+    """One evaluation of one program on one task with one seed.
+
+    Attributes:
+      status: one of ``STATUSES``.
+      metrics: task metrics, e.g. ``{"final_exploitability": 2.6e-4, "score": 0.31}``.
+        ``metrics["score"]`` is this task's contribution to the program's fitness
+        (higher is better); it is present iff ``status == "ok"``.
+      curve: ``[[x, y], ...]``, e.g. ``[[iteration, exploitability], ...]``.
+      error: a one-paragraph reason when ``status != "ok"``.
+      wall_time: seconds spent evaluating.
+    """
+
+    status: str
+    metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    curve: Sequence[Sequence[float]] = ()
+    error: str | None = None
+    wall_time: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "metrics": dict(self.metrics),
+            "curve": [list(p) for p in self.curve],
+            "error": self.error,
+            "wall_time": self.wall_time,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "TaskResult":
+        return cls(
+            status=d["status"],
+            metrics=dict(d.get("metrics") or {}),
+            curve=[tuple(p) for p in d.get("curve") or ()],
+            error=d.get("error"),
+            wall_time=float(d.get("wall_time") or 0.0),
+        )
+
+    @classmethod
+    def failure(cls, status: str, error: str, wall_time: float = 0.0) -> "TaskResult":
+        return cls(status=status, error=error, wall_time=wall_time)
+
+
+def aggregate_score(results: Sequence[TaskResult]) -> float:
+    """The fitness of a program: the mean of its tasks' scores; -inf if any task failed.
+
+    A failed program can never win: one failed task makes the whole program -inf.
+    """
+    if not results:
+        return -math.inf
+    scores = []
+    for r in results:
+        if not r.ok:
+            return -math.inf
+        s = float(r.metrics.get("score", math.nan))
+        if not math.isfinite(s):
+            return -math.inf
+        scores.append(s)
+    return sum(scores) / len(scores)
+
+
+class Space:
+    """Base class of a search space. Subclasses set the class attributes and implement
+    ``evaluate`` (and optionally ``probe``); everything else has a working default.
+
+    Attributes:
+      name: the space's name on the command line (``--space NAME``).
+      doc: what the mutator (and a human) reads: the contract of the functions to write,
+        their signatures, shapes and meaning. Written for a reader who never saw the code.
+      required_functions: names a candidate module must define at top level.
+      seeds_dir: folder holding the seed programs, one ``NAME.py`` each.
+      train_tasks / held_out_tasks: task identifiers (for game spaces: game strings).
+      stochastic: True where evaluating twice with different seeds gives different scores.
+      mechanisms: for the offline mutator, snippets of known mechanisms worth splicing in.
+    """
+
+    name: str = ""
+    doc: str = ""
+    required_functions: tuple[str, ...] = ()
+    seeds_dir: Path | None = None
+    train_tasks: tuple[str, ...] = ()
+    held_out_tasks: tuple[str, ...] = ()
+    stochastic: bool = False
+    mechanisms: Mapping[str, str] = {}
+
+    def seeds(self) -> dict[str, str]:
+        """Seed programs by name, as source text."""
+        if self.seeds_dir is None:
+            return {}
+        return {p.stem: p.read_text() for p in sorted(Path(self.seeds_dir).glob("*.py"))
+                if not p.name.startswith("_")}
+
+    def evaluate(self, source: str, task: str, seed: int = 0, **options: Any) -> TaskResult:
+        """Scores ``source`` on one task. Runs inside an isolated worker; may raise for
+        candidate errors (the executor turns exceptions into ``error`` results)."""
+        raise NotImplementedError
+
+    def probe(self, namespace: Mapping[str, Any]):
+        """The candidate's outputs on fixed probe inputs, as a 1-D float array: its
+        behavioural fingerprint for the ε-net. Two programs that compute the same
+        function give the same fingerprint. Raises if the candidate fails on the probes."""
+        raise NotImplementedError
+
+    def score(self, results: Sequence[TaskResult]) -> float:
+        return aggregate_score(results)
