@@ -1,0 +1,235 @@
+"""The `discover` command line: a thin layer over the library.
+
+Each command builds the library objects, calls them, and turns library errors into one
+clear line on stderr with a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _console() -> Console:
+    return Console(stderr=False, highlight=False, soft_wrap=True)
+
+
+def _fmt(x: float | None, spec: str = ".3g") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    return format(x, spec)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _open_store(url: str | None):
+    from discover.store import Store, StoreError
+    try:
+        return Store.open(url)
+    except StoreError as e:
+        raise CliError(str(e)) from None
+
+
+def _get_space(name: str):
+    from discover.spaces import UnknownSpace, get_space
+    try:
+        return get_space(name)
+    except UnknownSpace as e:
+        raise CliError(str(e).strip("'\"")) from None
+
+
+# ----------------------------------------------------------------------------- spaces
+def cmd_spaces(args) -> int:
+    from discover.spaces import available_spaces
+    spaces = available_spaces()
+    if args.json:
+        print(json.dumps([{"name": n, "train_tasks": list(s.train_tasks), "held_out_tasks": list(s.held_out_tasks),
+                           "seeds": sorted(s.seeds())} for n, s in sorted(spaces.items())]))
+        return 0
+    table = Table(title="search spaces")
+    for col in ("space", "seeds", "train tasks", "held-out tasks"):
+        table.add_column(col)
+    for n, s in sorted(spaces.items()):
+        table.add_row(n, ", ".join(sorted(s.seeds())), "\n".join(s.train_tasks), "\n".join(s.held_out_tasks))
+    _console().print(table)
+    return 0
+
+
+# ----------------------------------------------------------------------------- eval
+def cmd_eval(args) -> int:
+    from discover.executor import Job, evaluate_isolated
+    space = _get_space(args.space)
+    path = Path(args.file)
+    try:
+        source = path.read_text()
+    except OSError as e:
+        raise CliError(f"cannot read {str(path)!r}: {e.strerror}") from None
+    tasks = args.game or list(space.train_tasks)
+    options: dict[str, Any] = {}
+    if args.iterations is not None:
+        if args.iterations < 1:
+            raise CliError(f"--iterations must be at least 1, got {args.iterations}")
+        options["iterations"] = args.iterations
+    console = Console(stderr=True) if args.json else _console()
+    results = {}
+    for task in tasks:
+        console.print(f"[dim]evaluating {path.name} on {task} …[/dim]")
+        results[task] = evaluate_isolated(Job(space=space.name, source=source, task=task, seed=args.seed,
+                                              options=options), time_limit=args.time_limit,
+                                          memory_limit_mb=args.memory_limit_mb)
+    table = Table(title=f"{path.name} on {space.name}")
+    table.add_column("task")
+    table.add_column("status")
+    table.add_column("score", justify="right")
+    table.add_column("curve (iteration: value)")
+    for task, r in results.items():
+        curve = "  ".join(f"{int(x)}: {y:.3e}" for x, y in r.curve) if r.ok else (r.error or "")
+        table.add_row(task, r.status, _fmt(r.metrics.get("score")) if r.ok else "—", curve)
+    console.print(table)
+    failed = [t for t, r in results.items() if not r.ok]
+    if args.json:
+        print(json.dumps({t: ([[int(x), float(y)] for x, y in r.curve] if r.ok else
+                              {"status": r.status, "error": r.error}) for t, r in results.items()}))
+    return 1 if failed else 0
+
+
+# ----------------------------------------------------------------------------- run
+def cmd_run(args) -> int:
+    from discover.config import ConfigError, load_config_file
+    from discover.runner import RunError, run_discovery
+    values: dict[str, Any] = {}
+    try:
+        if args.config:
+            values.update(load_config_file(args.config))
+    except ConfigError as e:
+        raise CliError(str(e)) from None
+    for key in ("space", "budget", "llm", "workers", "seed", "batch_size"):
+        v = getattr(args, key)
+        if v is not None:
+            values[key] = v
+    if args.seeds is not None:
+        values["seeds"] = args.seeds
+    if args.iterations is not None:
+        values["eval_options"] = {**values.get("eval_options", {}), "iterations": args.iterations}
+    try:
+        run_discovery(values, source=args.config or "command line", db=args.db, run_name=args.run_name,
+                      resume=args.resume, console=_console())
+    except (RunError, ConfigError) as e:
+        raise CliError(str(e)) from None
+    return 0
+
+
+# ----------------------------------------------------------------------------- top
+def cmd_top(args) -> int:
+    store = _open_store(args.db)
+    run = None
+    if args.run:
+        run = store.get_run(args.run)
+        if run is None:
+            raise CliError(f"no run named {args.run!r} in the database")
+    items = []
+    for p in store.top(run.id if run else None, n=args.n):
+        r = store.get_run(p.run_id)
+        items.append({"id": p.id, "run": r.name if r else None, "space": p.space, "status": p.status,
+                      "score": p.score, "held_out_score": p.held_out_score,
+                      "parents": [e.parent_id for e in store.parents(p.id) if e.role == "parent"],
+                      "edit": p.edit, "generation": p.generation})
+    if args.json:
+        print(json.dumps(items))
+        return 0
+    table = Table(title="best programs")
+    for col in ("id", "run", "score", "held-out", "gen", "parents", "edit"):
+        table.add_column(col)
+    for it in items:
+        table.add_row(str(it["id"]), it["run"] or "", _fmt(it["score"], ".4f"), _fmt(it["held_out_score"], ".4f"),
+                      str(it["generation"]), ",".join(map(str, it["parents"])), textwrap.shorten(it["edit"] or "", 70))
+    _console().print(table)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def _add_db(p):
+    p.add_argument("--db", default=None, help="SQLAlchemy URL of the lineage database "
+                   "(default: $DISCOVER_DB, else sqlite:///runs/discover.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="discover", description="Evolve the source of RL algorithm components and keep what works.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name, help, example):
+        return sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = command("run", "Run (or resume) a discovery run.", "discover run --space cfr_variants --budget 60")
+    p.add_argument("--space", default=None, help="search space (see `discover spaces`); default cfr_variants")
+    p.add_argument("--budget", type=int, default=None, help="programs to evaluate, seeds included")
+    p.add_argument("--llm", default=None, help="'offline' (default) or a model name")
+    _add_db(p)
+    p.add_argument("--workers", type=int, default=None, help="evaluation processes (default: number of cores)")
+    p.add_argument("--seed", type=int, default=None, help="random seed of the run")
+    p.add_argument("--seeds", default=None, help="comma-separated seed programs to start from (default: all)")
+    p.add_argument("--run-name", default=None, help="name of the run (default: generated)")
+    p.add_argument("--resume", action="store_true", help="continue the named run, or the latest one")
+    p.add_argument("--config", default=None, help="TOML file with RunConfig fields")
+    p.add_argument("--batch-size", type=int, default=None, help="programs per generation (default: 2 × workers)")
+    p.add_argument("--iterations", type=int, default=None, help="evaluation iterations per task (space option)")
+    p.set_defaults(func=cmd_run)
+
+    p = command("spaces", "List the search spaces.", "discover spaces --json")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_spaces)
+
+    p = command("top", "Show the best programs.", "discover top --n 5 --json")
+    _add_db(p)
+    p.add_argument("--run", default=None, help="only this run (name or id)")
+    p.add_argument("--n", type=int, default=10, help="how many")
+    p.add_argument("--json", action="store_true", help="print one JSON array, best first")
+    p.set_defaults(func=cmd_top)
+
+    p = command("eval", "Evaluate one program file on a space's tasks.",
+                "discover eval seeds/cfr_variants/cfr_plus.py --space cfr_variants --game leduc_poker --iterations 100 --json")
+    p.add_argument("file", help="program file")
+    p.add_argument("--space", required=True, help="search space")
+    p.add_argument("--game", "--task", action="append", default=None, help="task (game string); repeatable; default: the train tasks")
+    p.add_argument("--iterations", type=int, default=None, help="iterations (default: the space's)")
+    p.add_argument("--seed", type=int, default=0, help="evaluation seed")
+    p.add_argument("--time-limit", type=float, default=1800.0, help="seconds per task")
+    p.add_argument("--memory-limit-mb", type=int, default=8192, help="memory limit of the evaluation process")
+    p.add_argument("--json", action="store_true", help="last stdout line: JSON {task: [[iteration, value], ...]}")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except CliError as e:
+        print(f"discover: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("discover: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

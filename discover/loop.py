@@ -1,0 +1,307 @@
+"""The discovery loop: a thin orchestrator over the selector, mutator, executor and store.
+
+One generation:
+  1. the selector picks parents (and inspirations) from everything evaluated so far;
+  2. the mutator proposes one child per parent;
+  3. cheap checks run in this process on the text alone (parses, defines the required
+     functions, no forbidden names), then the child's behavioural fingerprint is computed in
+     the isolated executor (it runs candidate code) and the ε-net drops children too close
+     to a known point;
+  4. the executor evaluates the survivors on every train task;
+  5. the store records programs, parent edges, evaluations and rejections as they happen,
+     and the selector is told the scores in proposal order (so runs are reproducible).
+
+Everything is written to the store before the next step relies on it, so a run killed at any
+moment resumes from the store alone: finished evaluations are kept, half-evaluated programs
+get their missing tasks, and the budget counts what was done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import random
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from discover.checks import static_check
+from discover.config import RunConfig
+from discover.executor import Executor, Job
+from discover.mutators.base import MutationContext, Mutator, Parent, Proposal
+from discover.probe import PROBE_SPACE
+from discover.selector import EpsilonNet, Selector
+from discover.space import OK, Space, TaskResult
+
+TRAIN, HELD_OUT = "train", "held_out"
+
+
+@dataclasses.dataclass
+class Progress:
+    """What the live display shows; updated by the loop."""
+
+    budget: int
+    evaluated: int = 0
+    valid: int = 0
+    invalid: int = 0
+    rejected: int = 0
+    best_score: float = -math.inf
+    best_id: int | None = None
+    best_edit: str = ""
+    generation: int = 0
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    evaluated_at_start: int = 0
+    phase: str = "starting"
+
+    @property
+    def per_minute(self) -> float:
+        minutes = (time.monotonic() - self.started) / 60.0
+        done = self.evaluated - self.evaluated_at_start
+        return done / minutes if minutes > 0 else 0.0
+
+
+def _rng_seed(*parts: Any) -> int:
+    h = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(h[:8], "little")
+
+
+class Discovery:
+    """Runs (or resumes) one discovery run recorded in `store` under `run`."""
+
+    def __init__(self, space: Space, store, executor: Executor, mutator: Mutator,
+                 config: RunConfig, run, on_progress: Callable[[Progress], None] | None = None):
+        self.space = space
+        self.store = store
+        self.executor = executor
+        self.mutator = mutator
+        self.config = config
+        self.run = run
+        self.selector = Selector(stochastic=space.stochastic)
+        self.net = EpsilonNet(config.epsilon)
+        self.progress = Progress(budget=config.budget)
+        self._on_progress = on_progress or (lambda p: None)
+        self._hashes: set[str] = set()
+        self._programs: dict[int, Any] = {}
+        self._generation = 0
+
+    # ------------------------------------------------------------------ state from store
+    def _restore(self) -> list:
+        """Rebuilds selector, ε-net and counters from the store; returns pending programs."""
+        pending = []
+        programs = sorted(self.store.programs(self.run.id), key=lambda p: p.id)
+        for p in programs:
+            self._programs[p.id] = p
+            self._hashes.add(p.code_hash)
+            self._generation = max(self._generation, p.generation)
+            for parent in self.store.parents(p.id):
+                if parent.role == "parent" and parent.parent_id in self._programs:
+                    self.selector.expanded(parent.parent_id)
+            fp = np.asarray(p.fingerprint) if p.fingerprint is not None else None
+            if fp is not None:
+                self.net.admit(p.id, fp)
+            if p.status == "pending":
+                pending.append(p)
+            else:
+                self._count(p.status, p.score, p)
+                self.selector.tell(p.id, p.score if p.score is not None else -math.inf, fp)
+        for r in self.store.rejections(self.run.id):
+            self._hashes.add(r.code_hash)
+            self.progress.rejected += 1
+        self.progress.evaluated_at_start = self.progress.evaluated
+        return pending
+
+    def _count(self, status: str, score: float | None, program) -> None:
+        self.progress.evaluated += 1
+        if status == "evaluated" and score is not None and math.isfinite(score):
+            self.progress.valid += 1
+            if score > self.progress.best_score:
+                self.progress.best_score = score
+                self.progress.best_id = program.id
+                self.progress.best_edit = program.edit or ""
+        else:
+            self.progress.invalid += 1
+
+    # ------------------------------------------------------------------ evaluation
+    def _submit_train(self, program, done: set[str] = frozenset()) -> dict[str, Future]:
+        opts = dict(self.config.eval_options)
+        return {task: self.executor.submit(Job(space=self.space.name, source=program.source, task=task,
+                                               seed=0, options=opts, tag=(program.id, task)))
+                for task in self.space.train_tasks if task not in done}
+
+    def _finish(self, program, futures: dict[str, Future]) -> None:
+        for task, fut in futures.items():
+            result: TaskResult = fut.result()
+            self.store.record_evaluation(program.id, task, 0, TRAIN, result, device="cpu")
+        results = self._train_results(program.id)
+        score = self.space.score(results)
+        ok = math.isfinite(score)
+        status = "evaluated" if ok else "invalid"
+        self.store.set_program_status(program.id, status, score=score if ok else None)
+        program = self.store.program(program.id)
+        self._programs[program.id] = program
+        self.selector.tell(program.id, score)
+        self._count(status, score if ok else None, program)
+        self._on_progress(self.progress)
+
+    def _train_results(self, program_id: int) -> list[TaskResult]:
+        by_task = {e.task: e.result for e in self.store.evaluations(program_id) if e.split == TRAIN}
+        return [by_task[t] for t in self.space.train_tasks if t in by_task]
+
+    def _probe(self, sources: Sequence[str]) -> list[TaskResult]:
+        futs = [self.executor.submit(Job(space=PROBE_SPACE, source=s, task=self.space.name,
+                                         options={}, tag=i)) for i, s in enumerate(sources)]
+        return [f.result() for f in futs]
+
+    # ------------------------------------------------------------------ phases
+    def _evaluate_seeds(self) -> None:
+        seeds = self.space.seeds()
+        names = list(self.config.seeds) or list(seeds)
+        missing = [n for n in names if n not in seeds]
+        if missing:
+            raise ValueError(f"unknown seed(s) {', '.join(missing)} for space {self.space.name!r}; "
+                             f"available: {', '.join(seeds)}")
+        new = []
+        for name in names:
+            src = seeds[name]
+            p = self.store.add_program(self.run.id, src, generation=0, edit=f"seed: {name}",
+                                       parents=[], mutator="seed")
+            if p.code_hash in self._hashes:
+                continue
+            self._hashes.add(p.code_hash)
+            self._programs[p.id] = p
+            new.append(p)
+        if not new:
+            return
+        self.progress.phase = "evaluating seeds"
+        probes = self._probe([p.source for p in new])
+        for p, pr in zip(new, probes):
+            if pr.ok:
+                fp = np.asarray(pr.curve[0], dtype=np.float64)
+                self.store.set_fingerprint(p.id, fp.tolist())
+                self.net.admit(p.id, fp)
+        self._evaluate_programs(new)
+
+    def _evaluate_programs(self, programs: Sequence, done_tasks: dict[int, set[str]] | None = None) -> None:
+        budget_left = self.config.budget - self.progress.evaluated
+        programs = list(programs)[: max(0, budget_left)]
+        submitted = [(p, self._submit_train(p, (done_tasks or {}).get(p.id, set()))) for p in programs]
+        for p, futs in submitted:
+            self._finish(p, futs)
+
+    def _resume_pending(self, pending: Sequence) -> None:
+        if not pending:
+            return
+        self.progress.phase = "resuming"
+        done = {p.id: {e.task for e in self.store.evaluations(p.id) if e.split == TRAIN} for p in pending}
+        self._evaluate_programs(pending, done)
+
+    def _parent(self, pid: int) -> Parent:
+        p = self._programs[pid]
+        metrics = {e.task: dict(e.result.metrics) for e in self.store.evaluations(pid) if e.split == TRAIN}
+        return Parent(id=pid, source=p.source, score=p.score, metrics=metrics)
+
+    def _generation_step(self) -> bool:
+        remaining = self.config.budget - self.progress.evaluated
+        if remaining <= 0:
+            return False
+        self._generation += 1
+        g = self._generation
+        self.progress.generation = g
+        self.progress.phase = f"generation {g}"
+        rng = random.Random(_rng_seed(self.config.seed, "select", g))
+        picks = self.selector.ask(min(self.config.effective_batch_size, remaining), rng)
+        if not picks:
+            raise RuntimeError("no viable program to breed from: every seed failed its evaluation")
+        proposals: list[tuple[Proposal, int]] = []
+        reflections = [r.text for r in self.store.reflections(self.run.id)][-2:]
+        for i, (parent_id, insp) in enumerate(picks):
+            ctx = MutationContext(space=self.space, parent=self._parent(parent_id),
+                                  inspirations=[self._parent(j) for j in insp], reflections=reflections,
+                                  generation=g, rng_seed=_rng_seed(self.config.seed, "mutate", g, i))
+            for prop in self.mutator.propose(ctx, 1):
+                proposals.append((prop, parent_id))
+
+        # Text checks first: cheap, and no candidate code runs in this process.
+        checked: list[Proposal] = []
+        for prop, _ in proposals:
+            from discover.program import code_hash
+            h = code_hash(prop.source)
+            reason = None
+            if h in self._hashes:
+                reason = "duplicate: the same code is already in this run"
+            else:
+                chk = static_check(prop.source, self.space)
+                if not chk.ok:
+                    reason = f"static check: {chk.reason}"
+            self._hashes.add(h)
+            if reason:
+                self._reject(prop, g, reason)
+            else:
+                checked.append(prop)
+
+        probes = self._probe([p.source for p in checked])
+        admitted = []
+        for prop, pr in zip(checked, probes):
+            if not pr.ok:
+                self._reject(prop, g, f"probe {pr.status}: {pr.error}")
+                continue
+            fp = np.asarray(pr.curve[0], dtype=np.float64)
+            nearest, d = self.net.nearest(fp)
+            if nearest is not None and d <= self.net.epsilon:
+                self._reject(prop, g, f"ε-net: behaves like program {nearest} (distance {d:.3g} ≤ ε={self.net.epsilon:g})")
+                continue
+            p = self.store.add_program(self.run.id, prop.source, generation=g, edit=prop.edit,
+                                       parents=list(prop.parents), mutator=self.mutator.name,
+                                       model=getattr(self.mutator, "model", None))
+            self.store.set_fingerprint(p.id, fp.tolist())
+            self.net.admit(p.id, fp)
+            self._programs[p.id] = p
+            admitted.append(p)
+        self._evaluate_programs(admitted)
+        self._on_progress(self.progress)
+        return True
+
+    def _reject(self, prop: Proposal, generation: int, reason: str) -> None:
+        self.store.record_rejection(self.run.id, prop.source, reason, list(prop.parents), generation)
+        self.progress.rejected += 1
+
+    # ------------------------------------------------------------------ held out
+    def evaluate_held_out(self, program_ids: Sequence[int]) -> dict[int, float]:
+        """Evaluates programs on the held-out tasks (skipping what the store has) and
+        records each program's held-out score."""
+        opts = dict(self.config.eval_options)
+        futs: dict[int, dict[str, Future]] = {}
+        for pid in program_ids:
+            p = self.store.program(pid)
+            have = {e.task for e in self.store.evaluations(pid) if e.split == HELD_OUT}
+            futs[pid] = {t: self.executor.submit(Job(space=self.space.name, source=p.source, task=t, seed=0,
+                                                     options=opts, tag=(pid, t)))
+                         for t in self.space.held_out_tasks if t not in have}
+        scores = {}
+        for pid, fs in futs.items():
+            for task, f in fs.items():
+                self.store.record_evaluation(pid, task, 0, HELD_OUT, f.result(), device="cpu")
+            by_task = {e.task: e.result for e in self.store.evaluations(pid) if e.split == HELD_OUT}
+            s = self.space.score([by_task[t] for t in self.space.held_out_tasks if t in by_task])
+            self.store.set_held_out_score(pid, s if math.isfinite(s) else None)
+            scores[pid] = s
+        return scores
+
+    # ------------------------------------------------------------------ main
+    def execute(self) -> None:
+        pending = self._restore()
+        self._on_progress(self.progress)
+        self._resume_pending(pending)
+        self._evaluate_seeds()
+        while self._generation_step():
+            pass
+        self.progress.phase = "held-out evaluation"
+        self._on_progress(self.progress)
+        top = [pid for pid in self.selector.ranked()[: self.config.held_out_top]]
+        seeds = [p.id for p in self._programs.values() if p.generation == 0 and p.status == "evaluated"]
+        self.evaluate_held_out(list(dict.fromkeys(top + seeds)))
+        self.progress.phase = "done"
+        self._on_progress(self.progress)

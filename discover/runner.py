@@ -1,0 +1,238 @@
+"""`discover run`: wires a space, a store, an executor and a mutator into a Discovery,
+shows live progress, and prints the final comparison against the seeds."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import os
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from discover.config import ConfigError, RunConfig
+from discover.loop import HELD_OUT, TRAIN, Discovery, Progress
+from discover.space import Space, TaskResult
+
+
+class RunError(Exception):
+    """A run cannot start or continue; the message is one clear sentence."""
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("discover", "numpy", "jax", "jaxlib", "open-spiel", "sqlalchemy", "rich"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def make_mutator(config: RunConfig):
+    if config.llm == "offline":
+        from discover.mutators.offline import OfflineMutator
+        return OfflineMutator()
+    raise RunError(f"unknown mutator {config.llm!r}: only 'offline' is available in this version")
+
+
+def _progress_table(p: Progress, space: str) -> Table:
+    t = Table(title=f"discover · {space} · {p.phase}", show_header=False, box=None)
+    t.add_column(justify="right", style="bold")
+    t.add_column()
+    t.add_row("evaluated", f"{p.evaluated} / {p.budget}")
+    t.add_row("best score", f"{p.best_score:.4f}  (program {p.best_id}: {p.best_edit[:80]})"
+              if math.isfinite(p.best_score) else "—")
+    t.add_row("valid / invalid / rejected", f"{p.valid} / {p.invalid} / {p.rejected}")
+    t.add_row("evaluations per minute", f"{p.per_minute:.1f}")
+    return t
+
+
+class _Display:
+    """Live panel on a terminal; one line per change of generation elsewhere (logs, CI)."""
+
+    def __init__(self, console: Console, space: str):
+        self.console, self.space = console, space
+        self.live = Live(console=console, refresh_per_second=2, transient=False) if console.is_terminal else None
+        self._last = None
+
+    def __enter__(self):
+        if self.live:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live:
+            self.live.__exit__(*exc)
+
+    def __call__(self, p: Progress) -> None:
+        if self.live:
+            self.live.update(_progress_table(p, self.space))
+            return
+        key = (p.phase, p.evaluated)
+        if key != self._last and (p.phase != self._last[0] if self._last else True):
+            best = f"{p.best_score:.4f} (program {p.best_id})" if math.isfinite(p.best_score) else "—"
+            self.console.print(f"[{p.phase}] evaluated {p.evaluated}/{p.budget}  best {best}  "
+                               f"valid/invalid/rejected {p.valid}/{p.invalid}/{p.rejected}  "
+                               f"{p.per_minute:.1f}/min")
+        self._last = key
+
+
+def _resolve_run(store, values: Mapping[str, Any], source: str, run_name: str | None, resume: bool):
+    if resume:
+        run = store.get_run(run_name) if run_name else store.latest_run(values.get("space"))
+        if run is None:
+            raise RunError(f"no run named {run_name!r} to resume" if run_name else "no run to resume in this database")
+        stored = dict(run.config)
+        for key in ("budget", "workers"):
+            if key in values:
+                stored[key] = values[key]
+        try:
+            config = RunConfig.from_mapping(stored, source=f"run {run.name}")
+        except ConfigError as e:
+            raise RunError(str(e)) from None
+        if config.budget != run.budget:
+            store.set_run_budget(run.id, config.budget)
+        store.set_run_status(run.id, "running")
+        return run, config
+    config = RunConfig.from_mapping(values, source=source)
+    if run_name and store.get_run(run_name) is not None:
+        raise RunError(f"a run named {run_name!r} exists already; add --resume to continue it")
+    name = run_name or f"{config.space}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    run = store.create_run(name=name, space=config.space, config=config.to_json(), seed=config.seed,
+                           budget=config.budget, mutator=config.llm, versions=library_versions())
+    return run, config
+
+
+def run_discovery(values: Mapping[str, Any], *, source: str = "command line", db: str | None = None,
+                  run_name: str | None = None, resume: bool = False, console: Console | None = None):
+    """Runs or resumes a discovery run; returns the store's run record when done."""
+    from discover.executor import LocalExecutor
+    from discover.spaces import UnknownSpace, get_space
+    from discover.store import Store, StoreError
+
+    console = console or Console()
+    space_name = values.get("space", RunConfig.space)
+    try:
+        space = get_space(space_name)
+    except UnknownSpace as e:
+        raise RunError(str(e).strip("'\"")) from None
+    try:
+        store = Store.open(db)
+    except StoreError as e:
+        raise RunError(str(e)) from None
+    try:
+        run, config = _resolve_run(store, values, source, run_name, resume)
+    except ConfigError as e:
+        raise RunError(str(e)) from None
+    mutator = make_mutator(config)
+    console.print(f"run [bold]{run.name}[/bold] (id {run.id}) on {space.name}: budget {config.budget}, "
+                  f"{config.workers} workers, mutator {config.llm}, database {store.url}")
+    status = "failed"
+    try:
+        with LocalExecutor(workers=config.workers, time_limit=config.time_limit,
+                           memory_limit_mb=config.memory_limit_mb) as executor, _Display(console, space.name) as show:
+            disc = Discovery(space, store, executor, mutator, config, run, on_progress=show)
+            try:
+                disc.execute()
+            except ValueError as e:
+                raise RunError(str(e)) from None
+            status = "finished"
+            summary = summarize(space, store, run, executor, config)
+        print_summary(console, summary, space)
+    except KeyboardInterrupt:
+        status = "stopped"
+        raise
+    finally:
+        store.set_run_status(run.id, status)
+    return store.get_run(run.id)
+
+
+# ----------------------------------------------------------------------------- summary
+def _reference_cache_dir() -> Path:
+    root = Path(os.environ.get("DISCOVER_CACHE", "runs/cache"))
+    return root / "reference"
+
+
+def _reference_eval(executor, space: Space, source: str, task: str, options: Mapping[str, Any]) -> "Future":
+    """Evaluations of seeds that are not part of the run, cached on disk: they are
+    deterministic and only serve the final comparison."""
+    from concurrent.futures import Future
+    from discover.executor import Job
+    key = hashlib.sha256(json.dumps([space.name, source, task, dict(options)], sort_keys=True).encode()).hexdigest()
+    path = _reference_cache_dir() / f"{key}.json"
+    if path.exists():
+        f: Future = Future()
+        f.set_result(TaskResult.from_json(json.loads(path.read_text())))
+        return f
+    fut = executor.submit(Job(space=space.name, source=source, task=task, options=dict(options)))
+
+    def _save(done):
+        r = done.result()
+        if r.ok:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(r.to_json()))
+            tmp.replace(path)
+    fut.add_done_callback(_save)
+    return fut
+
+
+def summarize(space: Space, store, run, executor, config: RunConfig) -> dict[str, Any]:
+    """Best program found vs every seed of the space, on train and held-out tasks."""
+    from discover.program import code_hash
+    rows = []
+    top = store.top(run.id, n=1)
+    if top:
+        best = top[0]
+        evs = store.evaluations(best.id)
+        rows.append({"name": f"best (program {best.id})", "id": best.id, "score": best.score,
+                     "held_out_score": best.held_out_score,
+                     "results": {(e.split, e.task): e.result for e in evs}})
+    in_run = {p.code_hash: p for p in store.programs(run.id) if p.generation == 0}
+    pending = []
+    for name, src in space.seeds().items():
+        p = in_run.get(code_hash(src))
+        if p is not None:
+            evs = store.evaluations(p.id)
+            rows.append({"name": name, "id": p.id, "score": p.score, "held_out_score": p.held_out_score,
+                         "results": {(e.split, e.task): e.result for e in evs}})
+        else:
+            futs = {(TRAIN, t): _reference_eval(executor, space, src, t, config.eval_options) for t in space.train_tasks}
+            futs.update({(HELD_OUT, t): _reference_eval(executor, space, src, t, config.eval_options)
+                         for t in space.held_out_tasks})
+            pending.append((name, futs))
+    for name, futs in pending:
+        results = {k: f.result() for k, f in futs.items()}
+        rows.append({"name": name, "id": None,
+                     "score": space.score([results[(TRAIN, t)] for t in space.train_tasks]),
+                     "held_out_score": space.score([results[(HELD_OUT, t)] for t in space.held_out_tasks]),
+                     "results": results})
+    return {"run": run.name, "rows": rows}
+
+
+def print_summary(console: Console, summary: Mapping[str, Any], space: Space) -> None:
+    metric = "final_exploitability"
+    table = Table(title=f"run {summary['run']}: best found vs seeds (final {metric.replace('_', ' ')})")
+    table.add_column("program")
+    table.add_column("train score", justify="right")
+    table.add_column("held-out score", justify="right")
+    tasks = [(TRAIN, t) for t in space.train_tasks] + [(HELD_OUT, t) for t in space.held_out_tasks]
+    for split, t in tasks:
+        table.add_column(("" if split == TRAIN else "held-out ") + t, justify="right")
+    for row in summary["rows"]:
+        cells = []
+        for key in tasks:
+            r = row["results"].get(key)
+            cells.append("—" if r is None else (f"{r.metrics.get(metric, float('nan')):.3e}" if r.ok else r.status))
+        fmt = lambda x: "—" if x is None or not math.isfinite(x) else f"{x:+.3f}"
+        table.add_row(row["name"], fmt(row["score"]), fmt(row["held_out_score"]), *cells)
+    console.print(table)
