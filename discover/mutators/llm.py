@@ -1,0 +1,549 @@
+"""The LLM mutator: a language model proposes edits to the evolve block, through litellm.
+
+Any litellm model string works (``openai/gpt-4o-mini``, ``anthropic/claude-...``,
+``ollama/qwen2.5-coder``, ``hosted_vllm/...``), with ``api_base`` for a local server; keys
+come from the providers' usual environment variables. Several models (``--llm a,b,c``)
+form an ensemble chosen per proposal by a bandit on improvement per dollar
+(``discover.mutators.bandit``).
+
+One proposal:
+  1. the bandit picks a model; the prompt shows the space's contract, the parent and its
+     per-task results, a few inspirations and the current reflections (``prompts``);
+  2. the answer is parsed and applied inside the evolve block (``diffs``); an answer that
+     does not apply goes back to the model with the error, at most ``max_repair`` times;
+  3. an answer with no code at all, a timeout, or an error left after the bounded retries
+     (429 and 5xx, with exponential backoff) is recorded and skipped: ``propose`` returns
+     fewer proposals rather than raising.
+
+Every call — retries and repairs included — becomes an ``LLMCall`` record with its tokens,
+cost (litellm's price table; 0 for models it does not price, such as local ones), latency
+and status; the loop drains them with ``drain_calls()`` and writes them to the store. Once
+``max_cost`` dollars are spent no further call is made: ``BudgetExhausted`` is raised.
+
+``propose``, ``reflect`` and ``summarize`` are blocking and thread-safe: the loop may run
+several of them in a thread pool while evaluations run. litellm is imported on first use
+(it takes seconds), with its bundled price table (no download).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+import random
+import threading
+import time
+from typing import Any, Iterable, Mapping, Sequence
+
+from discover.mutators.bandit import ModelBandit
+from discover.mutators.base import MutationContext, Parent, Proposal
+from discover.mutators.diffs import DiffError, NoCodeError, apply_answer, parse_answer
+from discover.mutators.prompts import (Message, mutation_messages, reflection_messages, render,
+                                       repair_messages, summary_messages)
+from discover.mutators.reflection import EditOutcome, statistical_reflection  # noqa: F401  (re-exported)
+
+# Providers served from the user's own machine or network: no API key is needed.
+LOCAL_PROVIDERS = frozenset({"ollama", "ollama_chat", "hosted_vllm", "vllm", "lm_studio", "llamafile",
+                             "openai_like", "xinference", "oobabooga"})
+
+# Statuses of a recorded call (the store keeps at most 16 characters).
+OK = "ok"                      # the answer applied and became a proposal (or a reflection was written)
+INVALID_DIFF = "invalid_diff"  # the answer had code that did not apply; repaired if attempts remain
+MALFORMED = "malformed"        # the answer had no code at all
+RATE_LIMITED = "rate_limited"  # 429 (retried while attempts remain)
+SERVER_ERROR = "server_error"  # 5xx or connection failure (retried while attempts remain)
+TIMEOUT = "timeout"            # no answer within timeout_s (not retried)
+ERROR = "error"                # any other failure (bad request, authentication, ...)
+
+MUTATE, REPAIR, REFLECT, SUMMARIZE = "mutate", "repair", "reflect", "summarize"
+
+
+class LLMConfigError(ValueError):
+    """The model cannot be used as configured (missing key, unknown provider, rejected key)."""
+
+
+class BudgetExhausted(RuntimeError):
+    """``max_cost`` is spent: the mutator makes no further call. The loop stops cleanly."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LLMCall:
+    """One call to a model, for the store's ``llm_calls`` table.
+
+    Attributes:
+      model: the litellm model string.
+      prompt: the conversation sent, rendered as text (``prompts.render``).
+      response: the answer text (None when no answer came).
+      prompt_tokens / completion_tokens: the provider's usage counts (None when unknown).
+      cost_usd: from litellm's price table; 0 for unpriced (e.g. local) models and failures.
+      latency_s: wall time of the call.
+      status: one of ``ok``, ``invalid_diff``, ``malformed``, ``rate_limited``,
+        ``server_error``, ``timeout``, ``error``.
+      error: why the call or its answer failed, one paragraph (None when ``ok``).
+      purpose: ``mutate``, ``repair``, ``reflect`` or ``summarize``.
+      parent_id: the program being mutated (None for reflections).
+      key: the proposal this call belongs to: equals ``Proposal.meta["call_key"]`` of the
+        proposal it produced, so the loop can attach it to the child program (None for
+        reflections).
+    """
+
+    model: str
+    prompt: str
+    response: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: float
+    latency_s: float
+    status: str
+    error: str | None
+    purpose: str
+    parent_id: int | None = None
+    key: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LLMConfig:
+    """Settings of the LLM mutator.
+
+    Attributes:
+      models: litellm model strings; several form a bandit ensemble.
+      api_base: base URL of a local or self-hosted server (e.g. ``http://localhost:11434``
+        for Ollama, ``http://localhost:8000/v1`` for vLLM); None for the provider's own.
+      api_key: a key to use instead of the provider's environment variable.
+      max_cost: dollars to spend at most over the mutator's life (None: no limit).
+      timeout_s: seconds one call may take; a call past it is recorded as a timeout.
+      max_retries: retries of a call after 429/5xx/connection errors (0: none).
+      backoff_s / backoff_max_s: the first retry waits ``backoff_s``, doubling up to
+        ``backoff_max_s`` (a server's ``retry-after`` is honoured within that cap).
+      max_repair: how many times an answer that does not apply is sent back with the error.
+      temperature / max_tokens: sampling settings of mutation calls.
+      max_inspirations: inspirations shown in a prompt at most.
+      reflection_model: the model writing reflections (default: the first of ``models``).
+      exploration / cost_floor_usd: the bandit's UCB constant and per-outcome cost floor.
+    """
+
+    models: tuple[str, ...]
+    api_base: str | None = None
+    api_key: str | None = None
+    max_cost: float | None = None
+    timeout_s: float = 120.0
+    max_retries: int = 3
+    backoff_s: float = 2.0
+    backoff_max_s: float = 60.0
+    max_repair: int = 2
+    temperature: float = 0.8
+    max_tokens: int = 4096
+    max_inspirations: int = 4
+    reflection_model: str | None = None
+    exploration: float = 1.0
+    cost_floor_usd: float = 1e-4
+
+    def __post_init__(self):
+        models = parse_models(self.models) if isinstance(self.models, str) else tuple(self.models)
+        object.__setattr__(self, "models", models)
+        if not models or any(not m.strip() for m in models):
+            raise ValueError("LLMConfig.models needs at least one non-empty model name.")
+        if self.max_cost is not None and not self.max_cost > 0:
+            raise ValueError(f"max_cost must be positive dollars, got {self.max_cost}.")
+        if self.timeout_s <= 0 or self.max_retries < 0 or self.max_repair < 0:
+            raise ValueError("timeout_s must be > 0 and max_retries, max_repair >= 0.")
+        if self.backoff_s < 0 or self.backoff_max_s < self.backoff_s:
+            raise ValueError("backoff_s must be >= 0 and backoff_max_s >= backoff_s.")
+        if self.max_inspirations < 0 or self.max_tokens <= 0:
+            raise ValueError("max_inspirations must be >= 0 and max_tokens > 0.")
+
+
+def parse_models(spec: str | Iterable[str]) -> tuple[str, ...]:
+    """``"a,b , c"`` → ``("a", "b", "c")``; duplicates are dropped, order kept."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    models = tuple(dict.fromkeys(m.strip() for m in items if m.strip()))
+    if not models:
+        raise ValueError(f"no model named in {spec!r}; give a litellm model such as openai/gpt-4o-mini.")
+    return models
+
+
+_LITELLM = None
+_IMPORT_LOCK = threading.Lock()
+
+
+def _litellm():
+    """litellm, imported on first use with its bundled price table (no download at import)."""
+    global _LITELLM
+    with _IMPORT_LOCK:
+        if _LITELLM is None:
+            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            import litellm
+
+            litellm.suppress_debug_info = True  # no provider-list banners on stdout
+            _LITELLM = litellm
+        return _LITELLM
+
+
+def provider_of(model: str, api_base: str | None = None) -> str:
+    """The litellm provider of ``model`` (``openai`` for ``gpt-4o-mini``).
+
+    Raises:
+      LLMConfigError: litellm knows no provider for it.
+    """
+    litellm = _litellm()
+    try:
+        return litellm.get_llm_provider(model=model, api_base=api_base)[1]
+    except Exception:
+        raise LLMConfigError(f"unknown model {model!r}: name it with its provider, e.g. openai/gpt-4o-mini, "
+                             "anthropic/claude-3-5-sonnet-latest, ollama/qwen2.5-coder") from None
+
+
+def check_model_access(models: str | Sequence[str], api_base: str | None = None,
+                       api_key: str | None = None) -> None:
+    """Checks, before a run starts, that every model can be called: its provider is known
+    and its key is set. Local providers (Ollama, vLLM, LM Studio, ...) and any model with
+    ``api_base`` (or an explicit ``api_key``) need no key. Makes no network call.
+
+    Raises:
+      LLMConfigError: with one line naming the first problem, e.g.
+        "OPENAI_API_KEY is not set (needed for openai/gpt-4o-mini)".
+    """
+    litellm = _litellm()
+    for model in parse_models(models):
+        provider = provider_of(model, api_base)
+        if api_base or api_key or provider in LOCAL_PROVIDERS:
+            continue
+        missing = litellm.validate_environment(model=model).get("missing_keys") or []
+        missing = [k for k in missing if not k.endswith("_API_BASE")]  # a base URL has defaults
+        if missing:
+            names = " or ".join(sorted(missing, key=lambda k: (not k.startswith(provider.upper()), k)))
+            verb = "are" if len(missing) > 1 and " or " not in names else "is"
+            raise LLMConfigError(f"{names} {verb} not set (needed for {model})")
+
+
+def call_cost(model: str, prompt_tokens: int | None, completion_tokens: int | None) -> float:
+    """Dollars for the tokens at litellm's prices for ``model``; 0 where it has no price."""
+    if not prompt_tokens and not completion_tokens:
+        return 0.0
+    try:
+        p, c = _litellm().cost_per_token(model=model, prompt_tokens=int(prompt_tokens or 0),
+                                         completion_tokens=int(completion_tokens or 0))
+        cost = float(p) + float(c)
+    except Exception:  # not in the price table: a local or self-hosted model
+        return 0.0
+    return cost if math.isfinite(cost) and cost > 0 else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reply:
+    text: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: float
+    latency_s: float
+
+
+def _status_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "status_code", None)
+    return code if isinstance(code, int) else None
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """The server's ``retry-after`` in seconds, where it sent one as a number."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    try:
+        value = headers.get("retry-after") if headers is not None else None
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:2000]
+
+
+class LLMMutator:
+    """Proposes children by asking language models for edits to the evolve block.
+
+    Args:
+      config: an ``LLMConfig``; a model string (or comma-separated list) is accepted as a
+        shorthand for ``LLMConfig(models=...)``.
+      seed: seeds the ensemble's tie-breaking (choices are reproducible given the seed and
+        the order of outcomes).
+
+    Thread-safety: all methods may be called from several threads at once.
+    """
+
+    name = "llm"
+
+    def __init__(self, config: LLMConfig | str | Sequence[str], seed: int = 0):
+        if not isinstance(config, LLMConfig):
+            config = LLMConfig(models=parse_models(config))
+        self.config = config
+        self.seed = int(seed)
+        self.bandit = ModelBandit(config.models, exploration=config.exploration,
+                                  cost_floor_usd=config.cost_floor_usd)
+        self._lock = threading.Lock()
+        self._calls: list[LLMCall] = []
+        self._total_cost = 0.0
+        self._keys = itertools.count(1)
+        self._space_name = ""
+
+    # ------------------------------------------------------------------ accounting
+    @property
+    def model(self) -> str:
+        """The model string (comma-joined for an ensemble); each proposal names its own in
+        ``meta["model"]``."""
+        return ",".join(self.config.models)
+
+    @property
+    def total_cost(self) -> float:
+        """Dollars spent so far by every call of this mutator."""
+        with self._lock:
+            return self._total_cost
+
+    @property
+    def budget_left(self) -> float | None:
+        """Dollars left under ``max_cost`` (None: no limit)."""
+        if self.config.max_cost is None:
+            return None
+        return max(0.0, self.config.max_cost - self.total_cost)
+
+    def drain_calls(self) -> list[LLMCall]:
+        """The calls made since the last drain, oldest first (each returned once)."""
+        with self._lock:
+            calls, self._calls = self._calls, []
+            return calls
+
+    def model_stats(self) -> dict[str, dict[str, Any]]:
+        """Per-model statistics (calls, valid rate, improvements, cost, ...), JSON-ready;
+        see ``ModelBandit.stats``."""
+        return self.bandit.stats()
+
+    def record_outcome(self, proposal: Proposal, score: float | None) -> None:
+        """Tells the ensemble how a proposal of this mutator turned out: the child's score,
+        or None when it was rejected (static check, duplicate, ε-net) or failed. Call it
+        once per proposal; proposals of other mutators are ignored."""
+        model = proposal.meta.get("model") if proposal.meta else None
+        if model not in self.bandit.models:
+            return
+        self.bandit.record_outcome(model, proposal.meta.get("parent_score"), score)
+
+    def _record(self, call: LLMCall) -> None:
+        with self._lock:
+            self._calls.append(call)
+            self._total_cost += call.cost_usd
+        self.bandit.record_call(call.model, call.cost_usd, call.prompt_tokens, call.completion_tokens,
+                                ok=call.status in (OK, INVALID_DIFF, MALFORMED))
+
+    def _check_budget(self) -> None:
+        limit = self.config.max_cost
+        if limit is not None:
+            spent = self.total_cost
+            if spent >= limit:
+                raise BudgetExhausted(f"the LLM budget is spent: ${spent:.4f} of max_cost ${limit:.4f}")
+
+    # ------------------------------------------------------------------ one call
+    def _complete(self, model: str, messages: list[Message], purpose: str, rng: random.Random,
+                  parent_id: int | None = None, key: str | None = None,
+                  temperature: float | None = None) -> _Reply | None:
+        """One answer from ``model``, retrying 429/5xx/connection errors with exponential
+        backoff. Failed attempts are recorded here; the successful reply is returned for the
+        caller to record with the status of its content. None when no answer came.
+
+        Raises:
+          BudgetExhausted: before a call, when ``max_cost`` is spent.
+          LLMConfigError: the provider rejected the key or does not know the model.
+        """
+        litellm = _litellm()
+        cfg = self.config
+        prompt = render(messages)
+        for attempt in range(cfg.max_retries + 1):
+            self._check_budget()
+            start = time.monotonic()
+            try:
+                response = litellm.completion(
+                    model=model, messages=messages, api_base=cfg.api_base, api_key=cfg.api_key,
+                    timeout=cfg.timeout_s, max_retries=0, num_retries=0,  # retries are ours, and recorded
+                    temperature=cfg.temperature if temperature is None else temperature,
+                    max_tokens=cfg.max_tokens, drop_params=True)
+            except Exception as exc:  # litellm maps every provider's failure onto its exceptions
+                latency = time.monotonic() - start
+                status, retry = self._classify(exc, litellm)
+                last = attempt == cfg.max_retries
+                self._record(LLMCall(model=model, prompt=prompt, response=None, prompt_tokens=None,
+                                     completion_tokens=None, cost_usd=0.0, latency_s=latency,
+                                     status=status, error=_one_line(exc), purpose=purpose,
+                                     parent_id=parent_id, key=key))
+                if isinstance(exc, (litellm.AuthenticationError, litellm.PermissionDeniedError)):
+                    raise LLMConfigError(f"{model} rejected the API key: {_one_line(exc)}") from None
+                if isinstance(exc, litellm.NotFoundError):
+                    raise LLMConfigError(f"{model} was not found at the provider: {_one_line(exc)}") from None
+                if not retry or last:
+                    return None
+                wait = min(cfg.backoff_max_s, cfg.backoff_s * 2 ** attempt * (1.0 + 0.25 * rng.random()))
+                hint = _retry_after(exc)
+                time.sleep(min(cfg.backoff_max_s, max(wait, hint)) if hint is not None else wait)
+                continue
+            latency = time.monotonic() - start
+            return self._reply(model, messages, response, latency)
+        return None
+
+    @staticmethod
+    def _classify(exc: BaseException, litellm) -> tuple[str, bool]:
+        """(status, retry?) of a failed call. Timeouts are not retried: a model that was too
+        slow once is likely to be again, and a retry would double the wall time."""
+        if isinstance(exc, litellm.Timeout):
+            return TIMEOUT, False
+        code = _status_code(exc)
+        if isinstance(exc, litellm.RateLimitError) or code == 429:
+            return RATE_LIMITED, True
+        if code is not None and code >= 500 or isinstance(exc, (litellm.InternalServerError,
+                                                                 litellm.ServiceUnavailableError,
+                                                                 litellm.BadGatewayError)):
+            return SERVER_ERROR, True
+        if isinstance(exc, litellm.APIConnectionError) and code is None:
+            return SERVER_ERROR, True
+        return ERROR, False
+
+    def _reply(self, model: str, messages: list[Message], response, latency: float) -> _Reply:
+        try:
+            text = response.choices[0].message.content or ""
+        except (AttributeError, IndexError, KeyError):
+            text = ""
+        usage = getattr(response, "usage", None)
+        pt = getattr(usage, "prompt_tokens", None)
+        ct = getattr(usage, "completion_tokens", None)
+        if pt is None or ct is None:  # a server that reports no usage: count the tokens ourselves
+            litellm = _litellm()
+            try:
+                pt = pt if pt is not None else litellm.token_counter(model=model, messages=messages)
+                ct = ct if ct is not None else litellm.token_counter(model=model, text=text)
+            except Exception:
+                pass
+        return _Reply(text=text, prompt_tokens=pt, completion_tokens=ct,
+                      cost_usd=call_cost(model, pt, ct), latency_s=latency)
+
+    def _record_reply(self, model: str, messages: list[Message], reply: _Reply, status: str,
+                      error: str | None, purpose: str, parent_id: int | None, key: str | None) -> None:
+        self._record(LLMCall(model=model, prompt=render(messages), response=reply.text,
+                             prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                             cost_usd=reply.cost_usd, latency_s=reply.latency_s, status=status,
+                             error=error, purpose=purpose, parent_id=parent_id, key=key))
+
+    # ------------------------------------------------------------------ mutation
+    def propose(self, context: MutationContext, n: int) -> list[Proposal]:
+        """Up to ``n`` children of ``context.parent``, one model answer (plus repairs) each.
+
+        Blocking and thread-safe. Returns fewer than ``n`` when answers are malformed, do
+        not apply after ``max_repair`` repairs, or calls fail (all recorded as ``LLMCall``s).
+
+        Raises:
+          BudgetExhausted: ``max_cost`` was spent before the first proposal could be made
+            (when some were made, they are returned and the next call raises).
+          LLMConfigError: the provider rejected the key or does not know the model.
+        """
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}.")
+        self._space_name = context.space.name
+        rng = random.Random(f"{self.seed}:{context.rng_seed}")
+        out: list[Proposal] = []
+        for _ in range(n):
+            try:
+                proposal = self._propose_one(context, rng)
+            except BudgetExhausted:
+                if out:
+                    return out
+                raise
+            if proposal is not None:
+                out.append(proposal)
+        return out
+
+    def _propose_one(self, context: MutationContext, rng: random.Random) -> Proposal | None:
+        parent = context.parent
+        model = self.bandit.choose(rng)
+        key = f"g{context.generation}-p{parent.id}-{next(self._keys)}"
+        messages = mutation_messages(context, self.config.max_inspirations)
+        cost = 0.0
+        resolved = False
+        try:
+            for attempt in range(self.config.max_repair + 1):
+                purpose = MUTATE if attempt == 0 else REPAIR
+                reply = self._complete(model, messages, purpose, rng, parent.id, key)
+                if reply is None:
+                    return None
+                cost += reply.cost_usd
+                try:
+                    answer = parse_answer(reply.text)
+                    source = apply_answer(parent.source, answer)
+                except NoCodeError as exc:
+                    self._record_reply(model, messages, reply, MALFORMED, str(exc), purpose, parent.id, key)
+                    return None
+                except DiffError as exc:
+                    self._record_reply(model, messages, reply, INVALID_DIFF, str(exc), purpose, parent.id, key)
+                    messages = repair_messages(messages, reply.text, str(exc))
+                    continue
+                self._record_reply(model, messages, reply, OK, None, purpose, parent.id, key)
+                self.bandit.record_proposal(model)
+                resolved = True
+                return self._proposal(context, source, answer, model, key, cost, attempt + 1)
+            return None
+        finally:
+            if not resolved:  # no child: the pull's outcome is known now (nothing gained)
+                self.bandit.record_outcome(model, parent.score, None)
+
+    def _proposal(self, context: MutationContext, source: str, answer, model: str, key: str,
+                  cost: float, attempts: int) -> Proposal:
+        parent = context.parent
+        if answer.idea:
+            edit = answer.idea
+        elif answer.kind == "diff":
+            edit = f"{len(answer.blocks)} SEARCH/REPLACE block{'s' if len(answer.blocks) != 1 else ''}"
+        else:
+            edit = "rewrite of the evolve block"
+        return Proposal(
+            source=source, edit=edit[:300], parents=(parent.id,), kind=f"llm_{answer.kind}",
+            meta={"model": model, "call_key": key, "cost_usd": cost, "attempts": attempts,
+                  "answer_kind": answer.kind, "idea": answer.idea, "parent_score": parent.score,
+                  "inspirations": tuple(p.id for p in context.inspirations[: self.config.max_inspirations])})
+
+    # ------------------------------------------------------------------ reflection
+    def _write(self, messages: list[Message], purpose: str) -> str:
+        model = self.config.reflection_model or self.config.models[0]
+        rng = random.Random(f"{self.seed}:{purpose}")
+        reply = self._complete(model, messages, purpose, rng, temperature=0.3)
+        if reply is None:
+            return ""
+        text = reply.text.strip()
+        self._record_reply(model, messages, reply, OK if text else MALFORMED,
+                           None if text else "empty answer", purpose, None, None)
+        return text
+
+    def reflect(self, batch: Sequence[tuple[Parent | Any, float | None]], space_name: str | None = None) -> str:
+        """A short note on one evaluated batch, from its best and worst programs.
+
+        Args:
+          batch: ``(program, score)`` pairs; a program is ``Parent``-like (``id``,
+            ``source``, ``metrics``; ``edit`` and ``error`` are shown where present).
+          space_name: named in the prompt (default: the space of the last proposal).
+
+        Returns:
+          The note, or "" when the call failed (recorded); fall back to
+          ``statistical_reflection`` then. Raises ``BudgetExhausted`` like ``propose``.
+        """
+        if not batch:
+            return ""
+        return self._write(reflection_messages(space_name or self._space_name, list(batch)), REFLECT)
+
+    def summarize(self, notes: Sequence[str], space_name: str | None = None) -> str:
+        """One long-term summary replacing many short notes ("" when the call failed)."""
+        notes = [n for n in notes if n and n.strip()]
+        if not notes:
+            return ""
+        return self._write(summary_messages(space_name or self._space_name, notes), SUMMARIZE)
+
+
+def edit_outcomes(pairs: Iterable[tuple[Proposal, float | None]]) -> list[EditOutcome]:
+    """``EditOutcome`` records for ``statistical_reflection`` from proposals and the scores
+    their children got (``meta["parent_score"]`` where the mutator set it)."""
+    return [EditOutcome(kind=p.kind, parent_score=(p.meta or {}).get("parent_score"), score=s)
+            for p, s in pairs]
+
