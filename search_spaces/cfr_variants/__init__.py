@@ -1,0 +1,155 @@
+"""The cfr_variants search space: evolve the update rules of counterfactual regret minimisation.
+
+A candidate defines four functions (``docs/cfr_candidate_api.md``; the text the mutator
+reads is ``DOC``): ``init_state``, ``update_regret``, ``derive_policy``, ``update_average``.
+They are run by the vectorised CFR engine (``evaluators.cfr.run_cfr``) on OpenSpiel games
+and scored by their anytime exploitability relative to CFR+ (``scoring``). Seeds are the
+published algorithms in ``seeds/cfr_variants``: CFR, CFR+, Linear CFR, DCFR, PCFR+, PDCFR+
+and VAD-CFR.
+
+The train and held-out games follow Li, Schultz, Hennes & Lanctot, "Discovering Multiagent
+Learning Algorithms with Large Language Models" (2026, arXiv:2602.16928).
+
+Example::
+
+    from search_spaces.cfr_variants import SPACE
+    result = SPACE.evaluate(SPACE.seeds()["dcfr"], "leduc_poker")
+    result.metrics["score"], result.metrics["final_exploitability"]
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from discover.space import INVALID, OK, Space, TaskResult
+from evaluators.cfr import InvalidCandidate, log_checkpoints, run_cfr
+from search_spaces.cfr_variants.contract import DOC
+from search_spaces.cfr_variants.mechanisms import MECHANISMS
+from search_spaces.cfr_variants.probe import RULE_NAMES, fingerprint
+from search_spaces.cfr_variants.scoring import (
+    SCORE_START, reference_curve, relative_score, score_checkpoints)
+
+SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds" / "cfr_variants"
+REFERENCE_SEED = "cfr_plus"
+DEFAULT_ITERATIONS = 1000
+
+GOOFSPIEL_4 = "turn_based_simultaneous_game(game=goofspiel(imp_info=True,num_cards=4,points_order=descending))"
+GOOFSPIEL_5 = "turn_based_simultaneous_game(game=goofspiel(imp_info=True,num_cards=5,points_order=descending))"
+
+TRAIN_TASKS = (
+    "kuhn_poker(players=3)",
+    "leduc_poker",
+    GOOFSPIEL_4,
+    "liars_dice(numdice=1,dice_sides=5)",
+)
+HELD_OUT_TASKS = (
+    "kuhn_poker(players=4)",
+    GOOFSPIEL_5,
+    "liars_dice(numdice=1,dice_sides=6)",
+)
+# 1.8 million nodes: evaluated only where time allows.
+OPTIONAL_HELD_OUT_TASKS = ("leduc_poker(players=3)",)
+
+__all__ = ["CfrVariantsSpace", "SPACE", "DOC", "MECHANISMS", "SCORE_START", "TRAIN_TASKS",
+           "HELD_OUT_TASKS", "OPTIONAL_HELD_OUT_TASKS", "load_rules", "score_checkpoints",
+           "relative_score"]
+
+
+def load_rules(source: str) -> tuple[dict[str, Callable] | None, list[str]]:
+    """Executes ``source`` in a fresh namespace; returns (rules by name, missing names).
+
+    ``rules`` is None when a required function is missing. Exceptions raised while
+    executing the module (syntax errors included) propagate.
+    """
+    namespace: dict[str, Any] = {"__name__": "candidate"}
+    exec(compile(source, "<candidate>", "exec"), namespace)  # noqa: S102 - runs in the worker
+    missing = [n for n in RULE_NAMES if not callable(namespace.get(n))]
+    if missing:
+        return None, missing
+    return {n: namespace[n] for n in RULE_NAMES}, []
+
+
+class CfrVariantsSpace(Space):
+    """Evolve CFR's regret accumulation, policy derivation and policy averaging.
+
+    Attributes (beyond ``discover.space.Space``):
+      optional_held_out_tasks: held-out games too large to evaluate routinely.
+      reference_seed: the seed every score is relative to (CFR+).
+    """
+
+    name = "cfr_variants"
+    doc = DOC
+    required_functions = RULE_NAMES
+    seeds_dir = SEEDS_DIR
+    train_tasks = TRAIN_TASKS
+    held_out_tasks = HELD_OUT_TASKS
+    optional_held_out_tasks = OPTIONAL_HELD_OUT_TASKS
+    stochastic = False
+    mechanisms = MECHANISMS
+    reference_seed = REFERENCE_SEED
+
+    def _reference_rules(self) -> tuple[dict[str, Callable], str]:
+        source = (Path(self.seeds_dir) / f"{self.reference_seed}.py").read_text()
+        rules, missing = load_rules(source)
+        if rules is None:
+            raise RuntimeError(f"the reference seed {self.reference_seed!r} lacks {missing}")
+        return rules, source
+
+    def evaluate(self, source: str, task: str, seed: int = 0, iterations: int = DEFAULT_ITERATIONS,
+                 backend: str = "auto", **options: Any) -> TaskResult:
+        """Runs the candidate for ``iterations`` CFR iterations on the game ``task``.
+
+        Args:
+          source: the candidate module's text.
+          task: an OpenSpiel game string.
+          seed: unused (CFR here is deterministic); kept for the interface.
+          iterations: CFR iterations (the score's checkpoints scale with it).
+          backend: "auto" (JAX, NumPy if the candidate cannot be traced), "jax", "numpy".
+
+        Returns:
+          ``TaskResult(status="ok", metrics={"score", "final_exploitability",
+          "cfr_plus_final_exploitability", "backend"}, curve=[[t, exploitability], ...])``
+          on ``log_checkpoints(iterations)``; ``status="invalid"`` with the reason when the
+          candidate lacks a function or breaks the contract while running.
+          Other exceptions (syntax errors, exceptions the candidate raises) propagate.
+        """
+        del seed, options
+        begin = time.perf_counter()
+        rules, missing = load_rules(source)
+        if rules is None:
+            return TaskResult.failure(
+                INVALID, f"the candidate does not define {', '.join(missing)}",
+                time.perf_counter() - begin)
+        checkpoints = log_checkpoints(iterations)
+        try:
+            run = run_cfr(rules, task, iterations, checkpoints, backend=backend)
+        except InvalidCandidate as e:
+            return TaskResult.failure(INVALID, str(e), time.perf_counter() - begin)
+        ref_rules, ref_source = self._reference_rules()
+        reference = reference_curve(ref_rules, ref_source, task, iterations, checkpoints, run.backend)
+        score = relative_score(run.curve, reference, score_checkpoints(iterations))
+        metrics = {
+            "score": score,
+            "final_exploitability": float(run.curve[-1][1]),
+            "cfr_plus_final_exploitability": float(reference[-1][1]),
+            "backend": run.backend,
+        }
+        return TaskResult(status=OK, metrics=metrics,
+                          curve=[[int(t), float(e)] for t, e in run.curve],
+                          wall_time=time.perf_counter() - begin)
+
+    def probe(self, namespace: Mapping[str, Any]) -> np.ndarray:
+        """The candidate's policies and average policies on fixed synthetic inputs (see
+        ``search_spaces.cfr_variants.probe``), a flat float64 vector of 336 numbers.
+
+        Raises:
+          ValueError: a function is missing, or an output has the wrong shape or is NaN.
+        """
+        return fingerprint(namespace)
+
+
+SPACE = CfrVariantsSpace()
