@@ -653,16 +653,101 @@ def test_concurrent_writers(db_url, tmp_path):
     assert _count(db_url, "evaluations") == 60
 
 
+OPENER = textwrap.dedent("""
+    import os, sys, time
+    from discover.store import Store
+
+    while not os.path.exists(sys.argv[2]):
+        time.sleep(0.01)
+    Store.open(sys.argv[1]).close()
+""")
+
+
+def test_processes_opening_a_new_database_together_create_it_once(db_url, tmp_path):
+    script = tmp_path / "opener.py"
+    script.write_text(OPENER)
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, str(script), db_url, str(go)], stderr=subprocess.PIPE, text=True,
+                              env=_env()) for _ in range(3)]
+    time.sleep(1.0)
+    go.write_text("")
+    errors = [err for p in procs for _, err in [p.communicate(timeout=120)] if p.returncode != 0]
+    assert not errors, errors[0]
+    names, rev = _tables(db_url)
+    assert TABLES <= names and rev == head_revision()
+    assert _count(db_url, "alembic_version") == 1
+
+
+def _connection_identity(store):
+    """Which database connection the store's next transaction uses: the server process on
+    PostgreSQL, the sqlite3 connection object on SQLite."""
+    with store._session() as s:
+        conn = s.connection()
+        if conn.dialect.name == "postgresql":
+            return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        return id(conn.connection.dbapi_connection)
+
+
+def test_forked_child_does_not_share_connections(store):
+    """After a fork (a worker pool), the child opens its own connection instead of reusing the
+    parent's pooled one: two processes on one socket or SQLite handle corrupt each other."""
+    run = _run(store)
+    parent_conn = _connection_identity(store)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its connection, write through the inherited store, leave without cleanup
+        code = 1
+        try:
+            os.close(read)
+            os.write(write, str(_connection_identity(store)).encode())
+            store.add_program(run.id, "x = 'child'\n", 0, "from the child")
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as f:
+        child_conn = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert child_conn != str(parent_conn)
+    # The parent's own connection still works, and sees the child's write.
+    assert _connection_identity(store) == parent_conn
+    assert [p.edit for p in store.programs(run.id)] == ["from the child"]
+    store.add_program(run.id, "x = 'parent'\n", 0, "from the parent")
+    assert len(store.programs(run.id)) == 2
+
+
 # ----------------------------------------------------------------------------- packaging
 @pytest.mark.slow
-def test_wheel_ships_the_migrations(tmp_path):
-    """A built wheel carries the Alembic environment and every revision."""
+def test_installed_wheel_ships_and_applies_the_migrations(tmp_path):
+    """Built as a wheel and installed elsewhere, the package still finds its migrations."""
+    import shutil
     import zipfile
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                          "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+    src = tmp_path / "src"  # build from a copy: the build writes into its source tree
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "discover", "search_spaces", "seeds", "evaluators"):
+        path = REPO / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif path.exists():
+            shutil.copy(path, src / name)
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
+                          str(src)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    (wheel,) = tmp_path.glob("discover-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("discover-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {f"discover/store/migrations/{p.relative_to(_db.MIGRATIONS_DIR).as_posix()}"
                for p in _db.MIGRATIONS_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     assert shipped <= names, sorted(shipped - names)
+
+    target = tmp_path / "site"
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                          str(wheel)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    check = ("import discover.store as s, sys; store = s.Store.open(sys.argv[1]); "
+             "assert s.__file__.startswith(sys.argv[2]), s.__file__; print(store.list_runs())")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(target)
+    out = subprocess.run([sys.executable, "-c", check, f"sqlite:///{tmp_path / 'x.db'}", str(target)],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

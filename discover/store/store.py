@@ -19,8 +19,10 @@ import contextlib
 import datetime as dt
 import json
 import math
+import os
 import struct
 import uuid
+import weakref
 from typing import Any, Iterator, Mapping, Sequence
 
 from sqlalchemy import Select, func, select
@@ -60,6 +62,10 @@ class Store:
         self._reader = reader
         self._writer = writer
         self._url = url
+        # A forked child (a worker pool) must not reuse the parent's pooled connections:
+        # two processes talking over one socket or SQLite handle corrupt each other's state.
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forget_connections(ref))
 
     @classmethod
     def open(cls, url: str | None = None) -> "Store":
@@ -472,6 +478,12 @@ class Store:
 
 
 # ---------------------------------------------------------------------------- helpers
+def _forget_connections(ref: "weakref.ref[Store]") -> None:
+    store = ref()
+    if store is not None:
+        store._reader.dispose(close=False)
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(_UTC)
 
