@@ -162,7 +162,8 @@ def test_program_round_trip_and_lineage(store):
     d = store.add_program(run.id, "def f():\n    return 4\n", 2, "cross a and c", [a.id, c.id],
                           mutator="offline", roles=["crossover", "crossover"])
 
-    assert c.code_hash == hashlib.sha256(b"def f():\n    return 3\n").hexdigest() == code_hash(c.source)
+    # SHA-256 of the source without trailing whitespace (discover.program.code_hash).
+    assert c.code_hash == hashlib.sha256(b"def f():\n    return 3").hexdigest() == code_hash(c.source)
     assert (c.run_id, c.space, c.generation, c.edit, c.mutator, c.model) == \
         (run.id, "cfr_variants", 1, "return 3 instead of 1", "llm", "gpt-x")
     assert c.status == PENDING and c.score is None and c.held_out_score is None
@@ -213,6 +214,8 @@ def test_add_program_is_idempotent(store, db_url):
     first = store.add_program(run.id, "x = 1\n", 1, "first", [seed.id])
     again = store.add_program(run.id, "x = 1\n", 5, "second attempt", [], mutator="llm")
     assert again == first  # the stored program, unchanged
+    # Trailing whitespace is editor noise, not a new program.
+    assert store.add_program(run.id, "x = 1   \n\n\n", 2, "noise") == first
     assert _count(db_url, "programs", "run_id = :r", r=run.id) == 2
     assert _count(db_url, "program_parents") == 1
     # The same source in another run is another program.
@@ -340,7 +343,7 @@ def test_rejections(store, db_url):
     r = store.record_rejection(run.id, "x = 0.0\n", "ε-net: behaves like program 1", [seed.id], 3,
                                edit="0 -> 0.0", mutator="offline")
     assert (r.run_id, r.source, r.code_hash, r.reason, r.parent_ids, r.generation, r.edit, r.mutator) == \
-        (run.id, "x = 0.0\n", hashlib.sha256(b"x = 0.0\n").hexdigest(), "ε-net: behaves like program 1",
+        (run.id, "x = 0.0\n", hashlib.sha256(b"x = 0.0").hexdigest(), "ε-net: behaves like program 1",
          (seed.id,), 3, "0 -> 0.0", "offline")
     again = store.record_rejection(run.id, "x = 0.0\n", "duplicate", [], 4)
     assert again == r and _count(db_url, "rejections") == 1

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 from typing import Any, Mapping
 
+# The content hash of a program (SHA-256 of its source, trailing whitespace ignored): one
+# definition shared with the loop and the mutators, so "same program" means the same everywhere.
+from discover.program import code_hash  # noqa: F401  (re-exported)
 from discover.space import TaskResult
 
 # Run statuses. A run is "running" from creation (and again on resume) until it ends.
@@ -40,11 +42,6 @@ PARENT_ROLES = (PARENT, INSPIRATION, CROSSOVER)
 # replaces the previous one every few batches.
 SHORT, LONG = "short", "long"
 REFLECTION_KINDS = (SHORT, LONG)
-
-
-def code_hash(source: str) -> str:
-    """The content hash of a program: hex SHA-256 of its exact UTF-8 source text."""
-    return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,7 +33,7 @@ from discover.space import STATUSES as EVALUATION_STATUSES
 from discover.space import TaskResult
 from discover.store import _db
 from discover.store._models import Evaluation, LLMCall, Program, ProgramParent, Reflection, Rejection, Run
-from discover.store.records import (EVALUATED, INVALID, PARENT, PARENT_ROLES, PENDING, PROGRAM_STATUSES,
+from discover.store.records import (EVALUATED, PARENT, PARENT_ROLES, PENDING, PROGRAM_STATUSES,
                                     REFLECTION_KINDS, RUN_RUNNING, RUN_STATUSES, SPLITS, EvaluationRecord,
                                     LLMCallRecord, ParentEdge, ProgramRecord, ReflectionRecord, RejectionRecord,
                                     RunRecord, code_hash)
