@@ -265,7 +265,8 @@ class Discovery:
         return True
 
     def _reject(self, prop: Proposal, generation: int, reason: str) -> None:
-        self.store.record_rejection(self.run.id, prop.source, reason, list(prop.parents), generation)
+        self.store.record_rejection(self.run.id, prop.source, reason, list(prop.parents), generation,
+                                    edit=prop.edit, mutator=self.mutator.name)
         self.progress.rejected += 1
 
     # ------------------------------------------------------------------ held out
