@@ -1,0 +1,3 @@
+def f(x):
+    block = bytearray(10 * 1024**3)
+    return float(len(block))

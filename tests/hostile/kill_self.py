@@ -1,0 +1,6 @@
+import os
+
+
+def f(x):
+    os.kill(os.getpid(), 9)
+    return x

@@ -1,0 +1,6 @@
+import faulthandler
+
+
+def f(x):
+    faulthandler._sigsegv()
+    return x

@@ -1,0 +1,5 @@
+def f(x):
+    import subprocess
+
+    subprocess.run(["true"])
+    return x
