@@ -209,12 +209,13 @@ def check_model_access(models: str | Sequence[str], api_base: str | None = None,
         provider = provider_of(model, api_base)
         if api_base or api_key or provider in LOCAL_PROVIDERS:
             continue
-        missing = litellm.validate_environment(model=model).get("missing_keys") or []
-        missing = [k for k in missing if not k.endswith("_API_BASE")]  # a base URL has defaults
-        if missing:
-            names = " or ".join(sorted(missing, key=lambda k: (not k.startswith(provider.upper()), k)))
-            verb = "are" if len(missing) > 1 and " or " not in names else "is"
-            raise LLMConfigError(f"{names} {verb} not set (needed for {model})")
+        missing = list(litellm.validate_environment(model=model).get("missing_keys") or [])
+        if not missing:
+            continue
+        if provider == "gemini":  # either of Google's two variables will do
+            raise LLMConfigError(f"GEMINI_API_KEY (or GOOGLE_API_KEY) is not set (needed for {model})")
+        names = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
+        raise LLMConfigError(f"{names} {'is' if len(missing) == 1 else 'are'} not set (needed for {model})")
 
 
 def call_cost(model: str, prompt_tokens: int | None, completion_tokens: int | None) -> float:
