@@ -6,14 +6,14 @@ wall-time limit, a memory limit and the confinement of ``discover.sandbox`` (no 
 no network, no writes outside the job's scratch directory). Whatever the candidate does,
 the caller gets a ``TaskResult``; the executor never raises because of a candidate.
 
-Design (measured on the 2-core development machine, see ``benchmarks/`` numbers in the
-report of this module's tests):
+Design (figures measured on a 2-core development machine):
 
-- Workers are long-lived interpreters started with ``subprocess`` (``sys.executable -c``),
-  the equivalent of the ``spawn`` start method: nothing is forked from a process that may
-  hold JAX's threads. A fresh interpreter with the sandbox costs ~0.1 s and importing JAX
-  another ~1 s, and evaluators cache game arrays and compiled functions per process, so a
-  worker serves many jobs; only one that misbehaved is replaced.
+- Workers are long-lived interpreters started with ``subprocess``
+  (``python -m discover.executor``), the equivalent of the ``spawn`` start method: nothing
+  is forked from a process that may hold JAX's threads. A fresh confined worker is ready
+  in ~0.2 s, a first job that imports JAX adds ~1.7 s, and evaluators cache game arrays
+  and compiled functions per process, so a worker serves many jobs (a trivial job costs
+  ~4 ms round trip); only a worker that misbehaved is replaced.
 - Parent and worker talk over three pipes: jobs (pickled, parent -> worker: the parent is
   trusted), results (length-prefixed JSON, worker -> parent: the parent never unpickles
   what candidate code could have written) and alarms (one line per forbidden operation,
@@ -34,10 +34,13 @@ report of this module's tests):
   changed (``jax.config``, environment, threads left running); see ``discover.sandbox``.
 - ``candidate raised``: ``error`` with the last lines of the traceback.
 
-Each worker gets its own scratch directory (the job runs in a fresh subdirectory, removed
-after the job), ``TMPDIR`` pointing into it, ``DISCOVER_CACHE`` pointing at the engine's
-cache (the only other place the harness may write), and an environment without variables
-that look like credentials. Workers die with the executor (``PR_SET_PDEATHSIG``).
+Each worker gets its own scratch directory; a job runs in a fresh subdirectory of it
+(its working directory and ``tempfile``'s directory), and the scratch directory is emptied
+after every job, so no candidate sees another's files. Workers also get
+``DISCOVER_CACHE`` pointing at the engine's cache (the only other place the harness may
+write) and an environment without variables that look like credentials; their standard
+output goes to ``/dev/null`` and their standard error to a log whose tail is reported when
+a worker crashes. Workers die with the executor (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -253,7 +256,8 @@ class _Worker:
                     # -m, not -c: code given with -c is compiled as "<string>", which the
                     # audit hook would take for candidate code at the bottom of every stack.
                     [sys.executable, "-m", "discover.executor", str(job_r), str(res_w), str(alarm_w)],
-                    pass_fds=(job_r, res_w, alarm_w), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    pass_fds=(job_r, res_w, alarm_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=log,
                     cwd=self.scratch, env=_worker_env(settings.cache_dirs[0] if settings.cache_dirs else None,
                                                       self.scratch),
                     start_new_session=True)
@@ -670,6 +674,18 @@ def _exception_result(e: BaseException, wall_time: float, memory_limit_mb: int) 
     return TaskResult.failure(ERROR, "\n".join(lines)[-_ERROR_CHARS:], wall_time)
 
 
+def _empty(directory: str) -> None:
+    """Removes everything inside ``directory`` (what the job, or its candidate, left)."""
+    for entry in os.scandir(directory):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+
 def _run_job(msg: dict, spaces_cache: dict, scratch: str, memory_limit_mb: int) -> dict:
     """Evaluates one job inside the worker; returns the result message."""
     from discover import sandbox
@@ -678,6 +694,7 @@ def _run_job(msg: dict, spaces_cache: dict, scratch: str, memory_limit_mb: int) 
 
     job_dir = tempfile.mkdtemp(prefix="job-", dir=scratch)
     os.chdir(job_dir)
+    tempfile.tempdir = job_dir
     start = time.perf_counter()
     replaced: list[str] = []
     changed: list[str] = []
@@ -703,7 +720,8 @@ def _run_job(msg: dict, spaces_cache: dict, scratch: str, memory_limit_mb: int) 
         result = _exception_result(e, time.perf_counter() - start, memory_limit_mb)
     wall = time.perf_counter() - start
     os.chdir(scratch)
-    shutil.rmtree(job_dir, ignore_errors=True)
+    tempfile.tempdir = scratch
+    _empty(scratch)
     if replaced:
         result = TaskResult.failure(FORBIDDEN, "the candidate rebound harness objects: "
                                     + ", ".join(replaced[:10]), wall)

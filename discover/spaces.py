@@ -16,7 +16,6 @@ A space is found, in this order, as:
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import pkgutil
 import warnings
 
@@ -48,7 +47,9 @@ def unregister_space(name: str) -> None:
     _registered.pop(name, None)
 
 
-def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+def _entry_points() -> dict:
+    import importlib.metadata  # ~50 ms to import: only when a plain name is looked up
+
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 

@@ -135,6 +135,18 @@ def test_worker_is_replaced_when_a_candidate_leaves_a_thread_running(cache_dir):
         assert ex.worker_sandbox().keys() == {"network", "filesystem", "syscalls"}
 
 
+def test_a_job_finds_nothing_that_an_earlier_job_left(cache_dir):
+    look = ("import os\nimport tempfile\n\n\ndef f(x):\n"
+            "    return float(os.path.exists(os.path.join('..', 'left_behind.txt'))\n"
+            "                 or os.path.exists(os.path.join(tempfile.gettempdir(), 'left_in_tmp.txt')))\n")
+    with LocalExecutor(workers=1, time_limit=5.0, memory_limit_mb=512, cache_dirs=[cache_dir]) as ex:
+        r = run(ex, hostile("leave_files"))
+        assert r.status == OK and r.metrics["score"] == 1.0        # tempfile writes in the job's own directory
+        after = run(ex, look)
+        assert after.metrics["pid"] == r.metrics["pid"]            # same worker
+        assert after.status == OK and after.metrics["score"] == 0.0
+
+
 def test_evaluate_isolated(cache_dir):
     r = evaluate_isolated(Job(TOY, GOOD, "6", seed=2), time_limit=5, memory_limit_mb=512, cache_dirs=[cache_dir])
     assert r.status == OK and r.metrics["score"] == 38.0
