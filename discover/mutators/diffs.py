@@ -25,7 +25,6 @@ AlphaEvolve (Novikov et al., 2025, arXiv:2506.13131) and OpenEvolve.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import difflib
 import re
@@ -270,8 +269,15 @@ def _closest_hint(block: str, search: str) -> str:
 
 
 def check_syntax(source: str) -> None:
-    """Raises ``DiffError`` naming the line when ``source`` does not parse as Python."""
+    """Raises ``DiffError`` naming the line when ``source`` does not compile as Python.
+
+    Compiles to bytecode (nothing runs) rather than calling ``ast.parse``: converting a
+    syntax tree to Python objects is not thread-safe in CPython 3.11 (gh-106905, "AST
+    constructor recursion depth mismatch"), and proposals are made from several threads.
+    """
     try:
-        ast.parse(source)
+        compile(source, "<candidate>", "exec", dont_inherit=True)
     except SyntaxError as e:
         raise DiffError(f"the edited program does not parse: {e.msg} (line {e.lineno}).") from None
+    except ValueError as e:  # e.g. a null byte
+        raise DiffError(f"the edited program does not parse: {e}.") from None

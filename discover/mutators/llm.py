@@ -34,7 +34,7 @@ import os
 import random
 import threading
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 from discover.mutators.bandit import ModelBandit
 from discover.mutators.base import MutationContext, Parent, Proposal

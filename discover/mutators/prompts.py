@@ -13,8 +13,8 @@ SEARCH/REPLACE blocks inside the evolve block, or a full rewrite of the block.
 
 from __future__ import annotations
 
-import ast
 import math
+import re
 from typing import Any, Iterable, Mapping, Sequence
 
 from discover.mutators.diffs import DIVIDER, REPLACE_MARK, SEARCH_MARK
@@ -80,15 +80,24 @@ def format_metrics(metrics: Mapping[str, Any]) -> str:
 
 
 def signatures(source: str, names: Iterable[str]) -> list[str]:
-    """The ``def`` lines of the functions ``names`` as written in ``source`` (those it defines)."""
-    wanted = list(names)
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    found = {node.name: f"def {node.name}({ast.unparse(node.args)})"
-             for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    return [found[n] for n in wanted if n in found]
+    """The ``def`` lines of the functions ``names`` as written at top level of ``source``
+    (those it defines), with whitespace collapsed: ``def f(a, b=1)``.
+
+    Reads the text rather than a syntax tree: ``ast.parse`` is not thread-safe in CPython
+    3.11 (gh-106905), and prompts are built from several threads.
+    """
+    out = []
+    for name in names:
+        m = re.search(rf"^(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\(", source, re.MULTILINE)
+        if not m:
+            continue
+        depth, i = 1, m.end()
+        while i < len(source) and depth:
+            depth += {"(": 1, ")": -1}.get(source[i], 0)
+            i += 1
+        if depth == 0:
+            out.append(f"def {name}({' '.join(source[m.end():i - 1].split())})")
+    return out
 
 
 def evolve_block(source: str) -> str:
