@@ -7,6 +7,7 @@ against litellm's own price table, read independently in the test.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import random
@@ -23,7 +24,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from discover.mutators.bandit import ModelBandit  # noqa: E402
 from discover.mutators.base import MutationContext, Parent  # noqa: E402
 from discover.mutators.llm import (BudgetExhausted, LLMConfig, LLMConfigError, LLMMutator,  # noqa: E402
-                                   check_model_access, edit_outcomes, parse_models)
+                                   LLMUnavailable, MutatorStopped, check_model_access, edit_outcomes,
+                                   parse_models)
 from discover.mutators.reflection import EditOutcome, edit_statistics, statistical_reflection  # noqa: E402
 from discover.program import split_evolve_block  # noqa: E402
 from discover.space import Space  # noqa: E402
@@ -36,6 +38,8 @@ SEED = (ROOT / "seeds" / "cfr_variants" / "cfr_plus.py").read_text()
 CFR = (ROOT / "seeds" / "cfr_variants" / "cfr.py").read_text()
 REGRET_LINE = "    return xp.maximum(cum_regret + inst_regret, 0.0), state\n"
 DISCOUNTED = "    return xp.maximum(0.9 * cum_regret + inst_regret, 0.0), state\n"
+needs_litellm = pytest.mark.skipif(importlib.util.find_spec("litellm") is None,
+                                   reason="litellm is not installed: pip install -e '.[llm]'")
 PRICED = "openai/gpt-4o-mini"  # in litellm's price table; served locally through api_base
 
 
@@ -83,6 +87,7 @@ def user_prompt(server: FakeLLMServer, i: int = 0) -> str:
 
 
 # ---------------------------------------------------------------------------- proposals
+@needs_litellm
 def test_search_replace_answer_becomes_a_proposal_inside_the_block():
     with FakeLLMServer([Reply(GOOD, prompt_tokens=1200, completion_tokens=80)]) as server:
         m = mutator(server)
@@ -103,6 +108,7 @@ def test_search_replace_answer_becomes_a_proposal_inside_the_block():
     assert server.requests[0]["model"] == "gpt-4o-mini"
 
 
+@needs_litellm
 def test_prompt_holds_contract_parent_results_inspirations_and_reflections():
     with FakeLLMServer([Reply(GOOD)]) as server:
         mutator(server).propose(context(), 1)
@@ -121,6 +127,7 @@ def test_prompt_holds_contract_parent_results_inspirations_and_reflections():
     assert "<<<<<<< SEARCH" in prompt and ">>>>>>> REPLACE" in prompt and "```python" in prompt
 
 
+@needs_litellm
 def test_full_rewrite_replaces_the_block():
     block = split_evolve_block(SEED)[1].replace("t * reach", "t ** 2 * reach")
     with FakeLLMServer([Reply("IDEA: quadratic weights\n```python\n" + block + "```")]) as server:
@@ -129,6 +136,7 @@ def test_full_rewrite_replaces_the_block():
     assert p.kind == "llm_rewrite"
 
 
+@needs_litellm
 def test_diff_that_does_not_apply_is_repaired():
     with FakeLLMServer([Reply(BAD), Reply(GOOD)]) as server:
         m = mutator(server)
@@ -144,6 +152,7 @@ def test_diff_that_does_not_apply_is_repaired():
     assert bad.error in repair[-1]["content"]
 
 
+@needs_litellm
 def test_repairs_are_bounded():
     with FakeLLMServer([Reply(BAD)] * 3) as server:
         m = mutator(server, max_repair=2)
@@ -152,6 +161,7 @@ def test_repairs_are_bounded():
     assert [c.status for c in m.drain_calls()] == ["invalid_diff"] * 3
 
 
+@needs_litellm
 def test_prose_without_code_is_recorded_and_skipped():
     with FakeLLMServer([Reply("Discounting regrets tends to help."), Reply(GOOD)]) as server:
         m = mutator(server)
@@ -170,6 +180,7 @@ def litellm_price(model: str, prompt_tokens: int, completion_tokens: int) -> flo
     return prompt_tokens * entry["input_cost_per_token"] + completion_tokens * entry["output_cost_per_token"]
 
 
+@needs_litellm
 def test_cost_follows_litellm_price_table_and_local_models_are_free():
     with FakeLLMServer([Reply(GOOD, prompt_tokens=1234, completion_tokens=567),
                         Reply(GOOD, prompt_tokens=1234, completion_tokens=567)]) as server:
@@ -185,6 +196,7 @@ def test_cost_follows_litellm_price_table_and_local_models_are_free():
     assert local.drain_calls()[0].cost_usd == 0.0 and local.total_cost == 0.0
 
 
+@needs_litellm
 def test_max_cost_stops_calls_at_the_limit():
     tokens = dict(prompt_tokens=10_000, completion_tokens=1_000)
     one = litellm_price("gpt-4o-mini", **tokens)
@@ -199,6 +211,7 @@ def test_max_cost_stops_calls_at_the_limit():
 
 
 # ---------------------------------------------------------------------------- robustness
+@needs_litellm
 def test_rate_limit_is_retried_with_backoff():
     with FakeLLMServer([Reply(status=429), Reply(status=503), Reply(GOOD)]) as server:
         m = mutator(server, backoff_s=0.05, backoff_max_s=1.0)
@@ -209,6 +222,7 @@ def test_rate_limit_is_retried_with_backoff():
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1                       # 0.05 · 2^attempt
 
 
+@needs_litellm
 def test_retries_are_bounded():
     with FakeLLMServer([Reply(status=429)] * 2) as server:
         m = mutator(server, max_retries=1)
@@ -217,6 +231,7 @@ def test_retries_are_bounded():
     assert [c.status for c in m.drain_calls()] == ["rate_limited", "rate_limited"]
 
 
+@needs_litellm
 def test_timeout_is_recorded_and_propose_returns_nothing():
     with FakeLLMServer([Reply(GOOD, delay_s=30.0)]) as server:
         m = mutator(server, timeout_s=0.5)
@@ -229,12 +244,27 @@ def test_timeout_is_recorded_and_propose_returns_nothing():
     assert call.status == "timeout" and "timed out" in call.error.lower() and call.response is None
 
 
+@needs_litellm
+def test_a_server_that_never_answers_stops_the_mutator():
+    with FakeLLMServer([Reply(status=500), Reply(GOOD), Reply(status=500), Reply(status=500),
+                        Reply(status=500), Reply(GOOD)]) as server:
+        m = mutator(server, max_retries=0, max_consecutive_failures=3)
+        assert len(m.propose(context(), 5)) == 1    # 500, ok (resets the count), 500, 500, 500 → stop
+        assert len(server.requests) == 5
+        with pytest.raises(LLMUnavailable, match="no answer in the last 3 calls; last error: openai/gpt-4o-mini: InternalServerError"):
+            m.propose(context(), 1)
+        assert len(server.requests) == 5
+    assert issubclass(LLMUnavailable, MutatorStopped) and issubclass(BudgetExhausted, MutatorStopped)
+
+
+@needs_litellm
 def test_rejected_key_is_a_config_error():
     with FakeLLMServer([Reply(status=401)]) as server:
         with pytest.raises(LLMConfigError, match="rejected the API key"):
             mutator(server).propose(context(), 1)
 
 
+@needs_litellm
 def test_propose_is_thread_safe():
     replies = [Reply(GOOD, prompt_tokens=100 + i, completion_tokens=10) for i in range(6)]
     with FakeLLMServer(replies) as server:
@@ -262,6 +292,7 @@ def test_propose_is_thread_safe():
 
 
 # ---------------------------------------------------------------------------- configuration
+@needs_litellm
 def test_check_model_access(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
@@ -331,6 +362,7 @@ def test_bandit_choices_are_deterministic_given_the_seed():
     assert len({tuple(run(s)) for s in range(8)}) > 1
 
 
+@needs_litellm
 def test_ensemble_calls_the_chosen_model_and_keeps_statistics():
     with FakeLLMServer([Reply(GOOD, prompt_tokens=1000, completion_tokens=100)] * 4) as server:
         m = mutator(server, models=(PRICED, "openai/local-coder"))
@@ -351,6 +383,7 @@ def test_ensemble_calls_the_chosen_model_and_keeps_statistics():
 
 
 # ---------------------------------------------------------------------------- reflections
+@needs_litellm
 def test_reflect_shows_best_and_worst_and_returns_the_note():
     batch = [(Parent(id=20 + i, source=SEED.replace("0.0)", f"{i}.0)"), score=s, metrics={"leduc_poker": {"score": s}}), s)
              for i, s in enumerate([0.9, 0.1, 0.5, -math.inf, 0.7])]
@@ -386,7 +419,10 @@ def test_statistical_reflection_counts_improvements_per_kind():
     assert lines[3] == "- swap: 1 tried, 0 valid, mean change vs parent n/a, improved 0/1 (0%)"
     assert "Never improved: swap." in text
     assert statistical_reflection([]) == ""
-    # Built from proposals of the mutator:
+
+
+@needs_litellm
+def test_edit_outcomes_from_proposals():
     with FakeLLMServer([Reply(GOOD)]) as server:
         [p] = mutator(server).propose(context(), 1)
     assert edit_outcomes([(p, 0.4)]) == [EditOutcome("llm_diff", 0.3125, 0.4)]

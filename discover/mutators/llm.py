@@ -18,7 +18,9 @@ One proposal:
 Every call — retries and repairs included — becomes an ``LLMCall`` record with its tokens,
 cost (litellm's price table; 0 for models it does not price, such as local ones), latency
 and status; the loop drains them with ``drain_calls()`` and writes them to the store. Once
-``max_cost`` dollars are spent no further call is made: ``BudgetExhausted`` is raised.
+``max_cost`` dollars are spent no further call is made: ``BudgetExhausted`` is raised; after
+``max_consecutive_failures`` calls in a row without an answer, ``LLMUnavailable``. Both are
+``MutatorStopped``: the loop turns them into a clean stop.
 
 ``propose``, ``reflect`` and ``summarize`` are blocking and thread-safe: the loop may run
 several of them in a thread pool while evaluations run. litellm is imported on first use
@@ -63,8 +65,17 @@ class LLMConfigError(ValueError):
     """The model cannot be used as configured (missing key, unknown provider, rejected key)."""
 
 
-class BudgetExhausted(RuntimeError):
-    """``max_cost`` is spent: the mutator makes no further call. The loop stops cleanly."""
+class MutatorStopped(RuntimeError):
+    """The mutator cannot go on; the loop should stop cleanly (keeping what was evaluated)."""
+
+
+class BudgetExhausted(MutatorStopped):
+    """``max_cost`` is spent: the mutator makes no further call."""
+
+
+class LLMUnavailable(MutatorStopped):
+    """``max_consecutive_failures`` calls in a row brought no answer (server down, model
+    overloaded): going on would only spin."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +132,8 @@ class LLMConfig:
       max_inspirations: inspirations shown in a prompt at most.
       reflection_model: the model writing reflections (default: the first of ``models``).
       exploration / cost_floor_usd: the bandit's UCB constant and per-outcome cost floor.
+      max_consecutive_failures: calls in a row with no answer (after their retries) before
+        ``LLMUnavailable`` is raised; any answer resets the count.
     """
 
     models: tuple[str, ...]
@@ -138,6 +151,7 @@ class LLMConfig:
     reflection_model: str | None = None
     exploration: float = 1.0
     cost_floor_usd: float = 1e-4
+    max_consecutive_failures: int = 10
 
     def __post_init__(self):
         models = parse_models(self.models) if isinstance(self.models, str) else tuple(self.models)
@@ -150,8 +164,8 @@ class LLMConfig:
             raise ValueError("timeout_s must be > 0 and max_retries, max_repair >= 0.")
         if self.backoff_s < 0 or self.backoff_max_s < self.backoff_s:
             raise ValueError("backoff_s must be >= 0 and backoff_max_s >= backoff_s.")
-        if self.max_inspirations < 0 or self.max_tokens <= 0:
-            raise ValueError("max_inspirations must be >= 0 and max_tokens > 0.")
+        if self.max_inspirations < 0 or self.max_tokens <= 0 or self.max_consecutive_failures < 1:
+            raise ValueError("max_inspirations must be >= 0, max_tokens > 0 and max_consecutive_failures >= 1.")
 
 
 def parse_models(spec: str | Iterable[str]) -> tuple[str, ...]:
@@ -287,6 +301,8 @@ class LLMMutator:
         self._total_cost = 0.0
         self._keys = itertools.count(1)
         self._space_name = ""
+        self._failures_in_a_row = 0
+        self._last_failure = ""
 
     # ------------------------------------------------------------------ accounting
     @property
@@ -335,12 +351,16 @@ class LLMMutator:
         self.bandit.record_call(call.model, call.cost_usd, call.prompt_tokens, call.completion_tokens,
                                 ok=call.status in (OK, INVALID_DIFF, MALFORMED))
 
-    def _check_budget(self) -> None:
+    def _check_can_call(self) -> None:
+        """Raises ``BudgetExhausted`` once ``max_cost`` is spent, and ``LLMUnavailable`` once
+        ``max_consecutive_failures`` calls in a row failed: both stay raised for good."""
         limit = self.config.max_cost
-        if limit is not None:
-            spent = self.total_cost
-            if spent >= limit:
-                raise BudgetExhausted(f"the LLM budget is spent: ${spent:.4f} of max_cost ${limit:.4f}")
+        with self._lock:
+            spent, failures, last = self._total_cost, self._failures_in_a_row, self._last_failure
+        if limit is not None and spent >= limit:
+            raise BudgetExhausted(f"the LLM budget is spent: ${spent:.4f} of max_cost ${limit:.4f}")
+        if failures >= self.config.max_consecutive_failures:
+            raise LLMUnavailable(f"no answer in the last {failures} calls; last error: {last}")
 
     # ------------------------------------------------------------------ one call
     def _complete(self, model: str, messages: list[Message], purpose: str, rng: random.Random,
@@ -358,7 +378,7 @@ class LLMMutator:
         cfg = self.config
         prompt = render(messages)
         for attempt in range(cfg.max_retries + 1):
-            self._check_budget()
+            self._check_can_call()
             start = time.monotonic()
             try:
                 response = litellm.completion(
@@ -379,14 +399,23 @@ class LLMMutator:
                 if isinstance(exc, litellm.NotFoundError):
                     raise LLMConfigError(f"{model} was not found at the provider: {_one_line(exc)}") from None
                 if not retry or last:
+                    self._no_answer(model, exc)
                     return None
                 wait = min(cfg.backoff_max_s, cfg.backoff_s * 2 ** attempt * (1.0 + 0.25 * rng.random()))
                 hint = _retry_after(exc)
                 time.sleep(min(cfg.backoff_max_s, max(wait, hint)) if hint is not None else wait)
                 continue
             latency = time.monotonic() - start
+            with self._lock:
+                self._failures_in_a_row = 0
             return self._reply(model, messages, response, latency)
         return None
+
+    def _no_answer(self, model: str, exc: BaseException) -> None:
+        with self._lock:
+            self._failures_in_a_row += 1
+            self._last_failure = f"{model}: {_one_line(exc)}"
+        self._check_can_call()
 
     @staticmethod
     def _classify(exc: BaseException, litellm) -> tuple[str, bool]:
@@ -440,6 +469,8 @@ class LLMMutator:
         Raises:
           BudgetExhausted: ``max_cost`` was spent before the first proposal could be made
             (when some were made, they are returned and the next call raises).
+          LLMUnavailable: ``max_consecutive_failures`` calls in a row brought no answer
+            (same rule for proposals already made).
           LLMConfigError: the provider rejected the key or does not know the model.
         """
         if n < 0:
@@ -450,8 +481,8 @@ class LLMMutator:
         for _ in range(n):
             try:
                 proposal = self._propose_one(context, rng)
-            except BudgetExhausted:
-                if out:
+            except MutatorStopped:
+                if out:  # keep what was made; the next call raises again
                     return out
                 raise
             if proposal is not None:
@@ -528,7 +559,8 @@ class LLMMutator:
 
         Returns:
           The note, or "" when the call failed (recorded); fall back to
-          ``statistical_reflection`` then. Raises ``BudgetExhausted`` like ``propose``.
+          ``statistical_reflection`` then. Raises ``MutatorStopped`` and
+          ``LLMConfigError`` like ``propose``.
         """
         if not batch:
             return ""
