@@ -17,7 +17,7 @@ import dataclasses
 import functools
 from typing import Any, Mapping
 
-from discover.program import split_evolve_block
+from discover.program import parse_python, split_evolve_block
 
 # Top-level modules a candidate may import (numerical libraries only).
 ALLOWED_MODULES = frozenset({"math", "numpy", "jax", "functools", "__future__"})
@@ -160,7 +160,7 @@ def _positional_range(fn: ast.FunctionDef) -> tuple[int, float, list[str]]:
 
 
 def _parameters_from_source(source: str) -> dict[str, tuple[str, ...]]:
-    tree = ast.parse(source)
+    tree = parse_python(source)
     return {name: tuple(a.arg for a in (*stmt.args.posonlyargs, *stmt.args.args))
             for name, stmt in _top_level_bindings(tree).items()
             if isinstance(stmt, ast.FunctionDef)}
@@ -209,7 +209,7 @@ def static_check(source: str, space: Any = None) -> CheckResult:
     except ValueError as e:
         return _fail(f"evolve-block markers: {e}")
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError as e:
         return _fail(f"syntax error at line {e.lineno}: {e.msg}.")
     except ValueError as e:  # e.g. null bytes in the source

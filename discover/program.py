@@ -10,8 +10,22 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import threading
 
 from discover.space import EVOLVE_END, EVOLVE_START
+
+
+# Converting a parse into Python syntax-tree objects is not thread-safe in CPython 3.11: a
+# thread switch inside it (a garbage-collector finalizer, say) lets another thread's parse
+# corrupt a shared depth counter, and both fail with "SystemError: AST constructor recursion
+# depth mismatch" (python/cpython#106905). Mutators may run on several threads.
+_AST_LOCK = threading.RLock()
+
+
+def parse_python(source: str, filename: str = "<unknown>") -> ast.Module:
+    """``ast.parse`` under a process-wide lock (see ``_AST_LOCK``); raises SyntaxError."""
+    with _AST_LOCK:
+        return ast.parse(source, filename)
 
 
 def _marker_lines(lines: list[str], marker: str) -> list[int]:
@@ -84,7 +98,7 @@ def normalized_code(source: str) -> str:
     whitespace (it is still comparable, only less normalised)."""
     _, block, _ = split_evolve_block(source)
     try:
-        tree = ast.parse(block)
+        tree = parse_python(block)
     except SyntaxError:
         return _strip_trailing_whitespace(block)
     return ast.unparse(_DropDocstrings().visit(tree))

@@ -355,3 +355,44 @@ def test_most_children_of_the_cfr_seeds_are_valid():
     assert total >= 300
     assert kinds == set(KINDS)
     assert valid / total >= 0.8, f"{valid}/{total}"
+
+
+def test_propose_and_static_check_are_safe_on_several_threads():
+    """CPython 3.11 corrupts its syntax-tree depth counter when a thread switch (here forced
+    by garbage with finalizers) happens inside another thread's ast.parse (cpython#106905);
+    the mutator and the checks parse under one lock, so threads get the serial results."""
+    import sys
+    import threading
+
+    class Finalized:
+        def __del__(self):
+            sum(range(20))
+
+    ctx = context(SEEDS["vad_cfr"], inspirations=others("vad_cfr"), rng_seed=5)
+    expected = OfflineMutator(0).propose(ctx, 6)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(3):
+                garbage = [Finalized() for _ in range(200)]
+                for g in garbage:
+                    g.cycle = g  # freed by the cyclic collector, at any allocation
+                del garbage
+                results.append(OfflineMutator(0).propose(ctx, 6))
+                assert all(static_check(p.source, SPACE).ok for p in results[-1])
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(repr(e))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors
+    assert results == [expected] * 12

@@ -17,7 +17,7 @@ import re
 import textwrap
 from typing import Mapping, Sequence
 
-from discover.program import join_evolve_block, split_evolve_block
+from discover.program import join_evolve_block, parse_python, split_evolve_block
 
 _TEXT, _GAP, _DUMP = "_discover_text", "_discover_gap", "_discover_dump"
 
@@ -29,7 +29,7 @@ def parse_units(text: str) -> tuple[list[ast.stmt], tuple[str, ...]]:
     """Top-level statements of ``text`` (dedented), each annotated with its text, and the
     lines after the last statement. Raises SyntaxError."""
     text = textwrap.dedent(text)
-    module = ast.parse(text)
+    module = parse_python(text)
     lines = text.splitlines(keepends=True)
     previous_end = 0
     for stmt in module.body:
@@ -64,7 +64,7 @@ def parse_program(source: str) -> Program:
     prefix, block, suffix = split_evolve_block(source)
     try:
         body, tail = parse_units(block)
-        outside = ast.parse(prefix + "\n" + suffix)
+        outside = parse_python(prefix + "\n" + suffix)
     except SyntaxError as e:
         raise ValueError(f"the program's evolve block does not parse: {e.msg} (line {e.lineno}).") from e
     return Program(prefix, suffix, tuple(body), tail, outside)
@@ -92,14 +92,14 @@ def unparse(stmt: ast.stmt) -> str:
     """``ast.unparse``, without the parentheses it puts around returned tuples
     (``return (policy, state)`` → ``return policy, state``) where that parses the same."""
     text = ast.unparse(stmt)
-    reference = ast.dump(ast.parse(text))
+    reference = ast.dump(parse_python(text))
     lines = text.split("\n")
     for i, line in enumerate(lines):
         match = _PARENTHESISED_RETURN.match(line)
         if match:
             candidate = lines[:i] + [f"{match[1]}return {match[2]}"] + lines[i + 1:]
             try:
-                if ast.dump(ast.parse("\n".join(candidate))) == reference:
+                if ast.dump(parse_python("\n".join(candidate))) == reference:
                     lines = candidate
             except SyntaxError:
                 pass
