@@ -319,8 +319,8 @@ class _Worker:
 
     # -- messages
     def _read_message(self, deadline: float) -> dict | None | str:
-        """The next result-pipe message: a dict, None at end of file, ``"timeout"``, or
-        ``"alarm"`` when the alarm pipe has something (then nothing was consumed)."""
+        """The next result-pipe message: a dict, None at end of file, ``"timeout"`` when
+        ``deadline`` passes, or ``"alarm"`` as soon as the alarm pipe delivers data."""
         buf = bytearray()
         need = _HEADER.size
         have_header = False

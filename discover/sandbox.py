@@ -41,7 +41,9 @@ life. Three layers, from hard to soft:
    - network: every ``socket.*`` event and the ``urllib``/``http``/``ftplib``/``smtplib``/...
      connection events;
    - files: opening for writing, creating, deleting, renaming, truncating, changing modes
-     or times outside the job's scratch directory (``/dev/null`` excepted); creating links;
+     or times outside the worker's scratch directory (``/dev/null`` excepted; the
+     scratch directory holds only the running job's directory and is emptied after every
+     job); creating symbolic or hard links;
    - ``ctypes`` (``dlopen``, ``dlsym``, raw memory access), ``resource.setrlimit``;
    - introspection that could reach the harness's frames or rewrite code, when done by the
      candidate's own line: ``sys._getframe``, ``sys._current_frames``, ``gc.get_objects``/
@@ -59,10 +61,10 @@ After each job the worker also compares the functions and classes of the harness
 ``math``, ``numpy``, ``jax``, ``jax.numpy``), and the methods and properties of the classes
 defined in the project's packages, with a snapshot taken before it (``HarnessSnapshot``): a
 candidate that rebinds one of them, e.g. to fake its own score, is reported as forbidden
-(Python raises no audit event for assigning a module or class attribute). Other process-wide state a candidate may change (``jax.config``,
-environment variables, the recursion limit, threads left running) makes the worker replace
-itself after the job (``global_state``); NumPy's error state and the warning filters are
-simply restored.
+(Python raises no audit event for assigning a module or class attribute). Other
+process-wide state a candidate may change (``jax.config``, environment variables, the
+recursion limit, threads left running) makes the worker replace itself after the job
+(``global_state``); NumPy's error state and the warning filters are simply restored.
 
 Known limits, stated plainly:
 - Candidate code runs in the same interpreter as the evaluator that scores it. A candidate
@@ -79,8 +81,12 @@ Known limits, stated plainly:
   the engine's cache directory is writable by the kernel's rules, so such a candidate
   could write there; and without the kernel layer (non-Linux, old kernels) only the audit
   layer remains.
-- Python 3.11 raises no audit event for starting a thread or for ``os.write``; threads are
-  detected after the job (the worker then replaces itself), not prevented.
+- Python 3.11 raises no audit event for starting a thread, for ``os.write`` or for calling
+  a ``ctypes`` function that the harness already resolved (``ctypes.pythonapi`` ...);
+  threads are detected after the job (the worker then replaces itself), not prevented.
+- A write by harness code made while candidate code is on the stack is refused like the
+  candidate's own, e.g. JAX's persistent compilation cache (off by default) when the
+  candidate itself calls ``jax.jit``; harness writes belong outside candidate calls.
 - Harness code generated from strings at run time (``dataclasses``, ``namedtuple``) counts
   as candidate code while it is on the stack; it never performs policed operations in
   practice, but a space that does so from such code would be refused.
