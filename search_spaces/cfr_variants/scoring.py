@@ -14,8 +14,10 @@ good late. Iterations below 10 are left out: there every method is still close t
 uniform policy and the ratios are noise.
 
 The CFR+ curve is computed once per (game, iterations, checkpoints, backend, OpenSpiel
-version, CFR+ source) and cached in this process and on disk next to the game arrays
-(``evaluators.games.cache_dir()/../cfr_reference``).
+version, CFR+ source, engine source) and cached in this process and on disk next to the game
+arrays (``evaluators.games.cache_dir()/../cfr_reference``). The engine's source is part of
+the key because a change in its summation order changes late exploitabilities by percents
+(rounding differences grow chaotically), and the CFR+ seed must score exactly 0.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from typing import Callable, Mapping, Sequence
 
 import pyspiel
 
+import evaluators.best_response
+import evaluators.cfr
+import evaluators.games
 from evaluators.cfr import log_checkpoints, run_cfr
 from evaluators.games import cache_dir, canonical_game_string
 
@@ -73,6 +78,14 @@ def _reference_dir() -> Path:
     return cache_dir().parent / "cfr_reference"
 
 
+def _engine_digest() -> str:
+    """SHA-256 of the evaluator modules whose arithmetic produces the curves."""
+    digest = hashlib.sha256()
+    for module in (evaluators.cfr, evaluators.games, evaluators.best_response):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
 def _reference_key(game: str, iterations: int, checkpoints: Sequence[int], backend: str,
                    source: str) -> dict:
     return {
@@ -82,6 +95,7 @@ def _reference_key(game: str, iterations: int, checkpoints: Sequence[int], backe
         "backend": backend,
         "openspiel": pyspiel.__version__,
         "cfr_plus_sha256": hashlib.sha256(source.encode("utf-8")).hexdigest(),
+        "engine_sha256": _engine_digest(),
     }
 
 
