@@ -220,19 +220,29 @@ def summarize(space: Space, store, run, executor, config: RunConfig) -> dict[str
 
 
 def print_summary(console: Console, summary: Mapping[str, Any], space: Space) -> None:
+    """Two tables: scores per program, then the final metric per task (rows) and program
+    (columns), so the comparison stays readable on an 80-column terminal."""
     metric = "final_exploitability"
-    table = Table(title=f"run {summary['run']}: best found vs seeds (final {metric.replace('_', ' ')})")
-    table.add_column("program")
-    table.add_column("train score", justify="right")
-    table.add_column("held-out score", justify="right")
-    tasks = [(TRAIN, t) for t in space.train_tasks] + [(HELD_OUT, t) for t in space.held_out_tasks]
-    for split, t in tasks:
-        table.add_column(("" if split == TRAIN else "held-out ") + t, justify="right")
-    for row in summary["rows"]:
-        cells = []
-        for key in tasks:
-            r = row["results"].get(key)
-            cells.append("—" if r is None else (f"{r.metrics.get(metric, float('nan')):.3e}" if r.ok else r.status))
-        fmt = lambda x: "—" if x is None or not math.isfinite(x) else f"{x:+.3f}"
-        table.add_row(row["name"], fmt(row["score"]), fmt(row["held_out_score"]), *cells)
+    rows = summary["rows"]
+    names = [r["name"] if r["id"] is None or not r["name"].startswith("best") else f"best #{r['id']}"
+             for r in rows]
+    fmt = lambda x: "—" if x is None or not math.isfinite(x) else f"{x:+.3f}"
+    scores = Table(title=f"run {summary['run']}: scores (0 = as good as the space's reference)")
+    scores.add_column("program")
+    scores.add_column("train", justify="right")
+    scores.add_column("held-out", justify="right")
+    for name, row in zip(names, rows):
+        scores.add_row(name, fmt(row["score"]), fmt(row["held_out_score"]))
+    console.print(scores)
+    table = Table(title=f"{metric.replace('_', ' ')} at the last checkpoint")
+    table.add_column("task")
+    for name in names:
+        table.add_column(name, justify="right")
+    for split, tasks in ((TRAIN, space.train_tasks), (HELD_OUT, space.held_out_tasks)):
+        for t in tasks:
+            cells = []
+            for row in rows:
+                r = row["results"].get((split, t))
+                cells.append("—" if r is None else (f"{r.metrics.get(metric, float('nan')):.2e}" if r.ok else r.status))
+            table.add_row(("" if split == TRAIN else "(held-out) ") + space.task_label(t), *cells)
     console.print(table)

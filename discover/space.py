@@ -138,3 +138,7 @@ class Space:
 
     def score(self, results: Sequence[TaskResult]) -> float:
         return aggregate_score(results)
+
+    def task_label(self, task: str) -> str:
+        """A short name for tables and plots."""
+        return task

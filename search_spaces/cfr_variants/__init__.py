@@ -151,5 +151,23 @@ class CfrVariantsSpace(Space):
         """
         return fingerprint(namespace)
 
+    def task_label(self, task: str) -> str:
+        """``kuhn_poker(players=3)`` → ``kuhn-3p``, the Goofspiel wrapper → ``goofspiel-4``,
+        ``liars_dice(numdice=1,dice_sides=5)`` → ``liars_dice-5``."""
+        return task_label(task)
+
+
+def task_label(task: str) -> str:
+    import re
+    params = dict(re.findall(r"(\w+)=(\w+)", task))
+    if "goofspiel" in task:
+        return f"goofspiel-{params.get('num_cards', '?')}"
+    base = re.sub(r"\(.*", "", task).replace("_poker", "")
+    if "players" in params:
+        return f"{base}-{params['players']}p"
+    if base == "liars_dice":
+        return f"liars_dice-{params.get('dice_sides', '6')}"
+    return base
+
 
 SPACE = CfrVariantsSpace()
