@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -396,3 +397,22 @@ def test_propose_and_static_check_are_safe_on_several_threads():
         sys.setswitchinterval(interval)
     assert not errors
     assert results == [expected] * 12
+
+
+def test_a_program_without_markers_is_all_evolve_block():
+    _, block, _ = split_evolve_block(SEEDS["dcfr"])
+    proposals = OfflineMutator(0).propose(context(block, inspirations=others("dcfr")), 6)
+    assert len(proposals) == 6
+    for p in proposals:
+        assert static_check(p.source, SPACE).ok and contract_failure(p.source) is None
+
+
+def test_perturbations_are_large_enough_to_matter():
+    config = OfflineMutatorConfig(weights={"perturb": 1.0}, min_relative_change=0.1)
+    proposals = OfflineMutator(0, config).propose(context(SEEDS["pdcfr_plus"]), 20)
+    assert len(proposals) == 20
+    for p in proposals:
+        constant = re.search(r"constant (\S+) → (\S+)$", p.edit)
+        exponent = re.search(r"(\w+) → \1 \*\* (\S+)$", p.edit)  # t → t ** k: the exponent 1 moved
+        before, after = (float(constant[1]), float(constant[2])) if constant else (1.0, float(exponent[2]))
+        assert abs(after / before - 1.0) >= 0.1 - 1e-9, p.edit

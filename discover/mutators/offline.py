@@ -72,6 +72,8 @@ class OfflineMutatorConfig:
       exponents: the powers tried by ``power`` edits.
       significant_digits: perturbed values are rounded to this many digits, so edits read
         ``1.5 → 1.83`` rather than ``1.5 → 1.8314159``.
+      min_relative_change: a perturbed value differs from the old one by at least this
+        fraction (smaller changes rarely change behaviour and waste an evaluation).
       positive_names: parameter names known to be positive (the iteration counter);
         powers and divisions are only built on these.
       state_init: the name of the function that creates the rules' state dict.
@@ -84,6 +86,7 @@ class OfflineMutatorConfig:
     unit_constant_prob: float = 0.05
     exponents: tuple[float, ...] = (0.5, 1.5, 2.0, 3.0)
     significant_digits: int = 3
+    min_relative_change: float = 0.05
     positive_names: frozenset[str] = frozenset({"t"})
     state_init: str = "init_state"
 
@@ -265,6 +268,8 @@ def _perturb_value(value: float | int, as_int: bool, rng: random.Random,
                 new = value + (1 if value > 0 else -1)
         else:
             new = _round(value * math.exp(rng.gauss(0.0, config.log_sigma)), config.significant_digits)
+            if abs(new / value - 1.0) < config.min_relative_change:
+                continue
         if new != value and new != 0:
             return new
     return value + (1 if value >= 0 else -1)
@@ -312,9 +317,7 @@ def _perturb_sites(scope: _Scope, rng: random.Random) -> list[_Site]:
             elif _is_counter_weight(node, positive):
                 # t is t ** 1: perturbing that exponent moves along the weighting schedules.
                 def apply(r, node=node, fn=fn):
-                    k = 1.0
-                    while k == 1.0:
-                        k = _round(math.exp(r.gauss(0.0, config.log_sigma)), config.significant_digits)
+                    k = _perturb_value(1.0, False, r, config)
                     replace(node, _power(ast.Name(node.id, ast.Load()), k))
                     return f"{fn.name}: {node.id} → {node.id} ** {_fmt(k)}"
                 sites.append(_Site(1.0, apply))
