@@ -135,7 +135,12 @@ def _draw_task(ax, task: dict[str, Any], metric: str) -> None:
         ax.set_yscale("log")
     if _positive(xs_all):
         ax.set_xscale("log")
-    name = task["task"] if len(task["task"]) <= 48 else task["task"][:45] + "…"
+    name = task["task"]
+    wrapper = "turn_based_simultaneous_game(game="
+    if name.startswith(wrapper) and name.endswith(")"):
+        name = name[len(wrapper):-1] + " (turn-based)"
+    if len(name) > 60:
+        name = name[:57] + "…"
     ax.set_title(f"{'held-out: ' if task['split'] == HELD_OUT else ''}{name}", fontsize=9)
     ax.set_xlabel("iteration" if metric == "exploitability" else "x")
     ax.set_ylabel(metric)

@@ -105,7 +105,7 @@ def _handler(store: Store, quiet: bool) -> type[BaseHTTPRequestHandler]:
         def _send_static(self, name: str) -> None:
             path = (STATIC_DIR / name).resolve()
             # Only files directly inside the static folder: no "..", no subfolders.
-            if path.parent != STATIC_DIR or not path.is_file():
+            if path.parent != STATIC_DIR or not path.is_file() or path.suffix == ".py":
                 self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no file {name!r}"})
                 return
             ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
