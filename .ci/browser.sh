@@ -17,7 +17,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   log "installing chromium from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update >&2
-  apt-get install -y --no-install-recommends chromium >&2
+  apt-get install -y chromium >&2
 fi
 log "$(chromium --version 2>/dev/null || echo 'chromium installed')"
 
