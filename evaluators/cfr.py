@@ -5,13 +5,20 @@ NeurIPS 2007) with alternating updates, as in OpenSpiel's ``CFRSolverBase``. A c
 (see docs/cfr_candidate_api.md) supplies four functions, applied to all information sets
 of the updating player at once. Iteration ``t`` = 1, 2, ... does, for each player p in turn:
 
-1. Edge probabilities of the current policies (p's sigma^t, the others' latest); the
-   reach of p's decision nodes by the others (counterfactual reach) and by p, as products
-   along precomputed root paths (``GameArrays.player_paths``).
-2. Values for p, bottom-up over depths: ``v(h) = sum_a pi(h, a) v(ha)``.
-3. Instantaneous regrets ``r(I, a) = sum_{h in I} pi_{-p}(h) (v(ha) - v(h))``, a gather
-   over each information set's nodes (``GameArrays.infoset_members``).
-4. ``update_regret`` -> ``update_average`` (with p's own reach) -> ``derive_policy``.
+1. Reach, top-down over depths: every node's reach by chance and the other players
+   (counterfactual reach), from the carried edge probabilities of the current policies
+   (p's sigma^t, the others' latest); p's own reach of each information set, as a
+   product along one root path (perfect recall makes it the same for all its nodes).
+2. Values for p, bottom-up over depths: ``v(h) = sum_a pi(h, a) v(ha)``, a sorted
+   segment sum since a node's children are contiguous.
+3. Instantaneous regrets ``r(I, a) = sum_{h in I} pi_{-p}(h) (v(ha) - v(h))``: one term
+   per edge leaving p's nodes, summed into (information set, action) bins.
+4. ``update_regret`` -> ``update_average`` (with p's own reach) -> ``derive_policy``;
+   the edge probabilities of p's edges are re-read from the new policy.
+
+This order and these weights reproduce OpenSpiel's ``CFRSolver`` and ``CFRPlusSolver``
+(whose C++ adds regrets node by node and floors them after each player's traversal; the
+sums differ only in rounding).
 
 Two backends run the same passes (they are written once against an array module ``xp``):
 ``"jax"`` compiles the whole loop (``lax.while_loop``, float64) once per candidate and
@@ -103,9 +110,8 @@ def cfr_tables(arrays: GameArrays) -> dict[str, Any]:
     """The arrays one CFR iteration reads, as a pytree of NumPy arrays."""
     off = arrays.depth_offsets
     a = arrays.num_actions
-    own_paths, edge_nodes, edge_bins = [], [], []
+    edge_nodes, edge_bins = [], []
     for p in range(arrays.num_players):
-        own_paths.append(arrays.player_paths[p][arrays.infoset_members[p][:, 0]])
         # The edges leaving the player's decision nodes, and the (infoset, action) bin of
         # the regret each contributes to.
         nodes = np.flatnonzero(arrays.edge_owner == p).astype(np.int32)
@@ -127,7 +133,7 @@ def cfr_tables(arrays: GameArrays) -> dict[str, Any]:
         "edge_nodes": tuple(edge_nodes),
         "edge_parents": tuple(arrays.parent[n] for n in edge_nodes),
         "edge_bins": tuple(edge_bins),
-        "own_paths": tuple(own_paths),
+        "own_paths": arrays.infoset_paths,
         "legal": arrays.legal,
     }
 
@@ -406,24 +412,41 @@ class CfrEngine:
         return [np.asarray(x, dtype=np.float64) for x in s.sigma]
 
     def exploitability(self, s: CfrState) -> float:
-        """Exploitability (NashConv / players) of the average policy.
+        """Exploitability (NashConv / players) of the average policy (see
+        ``checkpoint_exploitability``)."""
+        return checkpoint_exploitability(self.arrays, self.average_policy(s))
 
-        NumPy on a CPU: per call it is within a few times of the jitted version, which
-        takes seconds to compile per game and process. With an accelerator present, the
-        jitted best response (compiled once per game and process) is used.
-        """
-        policies = self.average_policy(s)
-        if _accelerator():
-            import jax
 
-            with jax.enable_x64(True):
-                value = float(br.jax_nash_conv(self.arrays)(policies))
-            return value / self.arrays.num_players
-        return br.exploitability(self.arrays, policies)
+# Seconds spent in NumPy best responses, per game, in this process.
+_NUMPY_BR_SECONDS: dict[str, float] = {}
+# Roughly what compiling the jitted best response of a game costs on a CPU (1-3.5 s).
+JIT_BEST_RESPONSE_AFTER = 2.0
+
+
+def checkpoint_exploitability(arrays: GameArrays, policies: Sequence[np.ndarray]) -> float:
+    """Exploitability of ``policies``, by the NumPy or the jitted best response.
+
+    The jitted best response is 2-10x faster per call on a CPU but costs seconds to
+    compile per game and process, more than a whole run's NumPy checkpoints usually do.
+    So (as in ski rental) NumPy is used until it has cost ``JIT_BEST_RESPONSE_AFTER``
+    seconds on this game in this process; from then on, or from the start on an
+    accelerator, the jitted one (compiled once per game and process, shared by all
+    candidates). Both agree with OpenSpiel to 1e-12.
+    """
+    key = arrays.game_string
+    if _accelerator() or _NUMPY_BR_SECONDS.get(key, 0.0) >= JIT_BEST_RESPONSE_AFTER:
+        import jax
+
+        with jax.enable_x64(True):
+            return float(br.jax_nash_conv(arrays)(policies)) / arrays.num_players
+    begin = time.perf_counter()
+    value = br.exploitability(arrays, policies)
+    _NUMPY_BR_SECONDS[key] = _NUMPY_BR_SECONDS.get(key, 0.0) + time.perf_counter() - begin
+    return value
 
 
 def _accelerator() -> bool:
-    """Whether JAX's default device is not the CPU (without importing JAX needlessly)."""
+    """Whether JAX is loaded and its default device is not the CPU."""
     import sys
 
     if "jax" not in sys.modules:

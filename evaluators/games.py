@@ -48,7 +48,7 @@ CHANCE = int(pyspiel.PlayerId.CHANCE)      # -1
 TERMINAL = int(pyspiel.PlayerId.TERMINAL)  # -4
 
 # Bump when the arrays or their meaning change: old cache files are then ignored.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -116,12 +116,13 @@ class GameArrays:
       infoset_keys: per player, the OpenSpiel key of each information set.
       legal: per player, [I_p, A] float 0/1 legal-action mask.
       player_nodes: per player, [M_p] the player's decision nodes (ascending).
-      player_children: per player, [M_p, A] child node of each action (dummy ``N``).
       infoset_members: per player, [I_p, K_p] rows of ``player_nodes`` in each
         information set (dummy ``M_p``).
-      player_paths: per player, [M_p, L_p] the nodes on the path from the root to each
-        decision node (depth 1 first, the node itself last; dummy ``N``); the product of
-        their edge probabilities is the node's reach.
+      infoset_paths: per player, [I_p, L_p] the nodes on the path from the root to the
+        first node of each information set (depth 1 first, the node itself last; dummy
+        ``N``): the product of their edge probabilities is the node's reach, and the
+        product over the player's own edges is the player's reach of the information
+        set (the same at all its nodes, by perfect recall).
       schedule: the level schedule for best responses.
     """
 
@@ -141,9 +142,8 @@ class GameArrays:
     infoset_keys: tuple[tuple[str, ...], ...]
     legal: tuple[np.ndarray, ...]
     player_nodes: tuple[np.ndarray, ...]
-    player_children: tuple[np.ndarray, ...]
     infoset_members: tuple[np.ndarray, ...]
-    player_paths: tuple[np.ndarray, ...]
+    infoset_paths: tuple[np.ndarray, ...]
     schedule: LevelSchedule
 
     @property
@@ -443,19 +443,20 @@ def _build(game: pyspiel.Game, game_string: str) -> GameArrays:
                            + infoset[parent[decided]] * num_actions + raw["action"][decided])
 
     depth = np.repeat(np.arange(len(depth_offsets) - 1), np.diff(depth_offsets))
-    player_nodes, player_children, members, paths = [], [], [], []
+    player_nodes, members, paths = [], [], []
     for p in range(num_players):
         nodes = np.flatnonzero(player == p).astype(np.int64)
         player_nodes.append(nodes)
-        player_children.append(child_table[nodes, :num_actions])
         _, table, _ = _group_table(infoset[nodes], raw["legal"][p].shape[0])
         members.append(table)
-        length = max(1, int(depth[nodes].max()) if nodes.size else 1)
-        path = np.full((nodes.size, length), n, dtype=np.int64)
-        current = nodes.copy()
+        # The root path of each information set's first node.
+        first = nodes[table[:, 0]]
+        length = max(1, int(depth[first].max()) if first.size else 1)
+        path = np.full((first.size, length), n, dtype=np.int64)
+        current = first.copy()
         for k in range(length):
             # Column depth-1 holds the node itself; walking up fills columns leftwards.
-            col = depth[nodes] - 1 - k
+            col = depth[first] - 1 - k
             ok = col >= 0
             path[np.flatnonzero(ok), col[ok]] = current[ok]
             current = np.where(ok, parent[current], current)
@@ -475,9 +476,8 @@ def _build(game: pyspiel.Game, game_string: str) -> GameArrays:
         player=c(player), infoset=c(infoset), chance_prob=raw["chance_prob"],
         utility=raw["utility"], children=tuple(map(c, children)), edge_owner=c(edge_owner),
         edge_index=c(edge_index), infoset_keys=raw["infoset_keys"], legal=raw["legal"],
-        player_nodes=tuple(map(c, player_nodes)),
-        player_children=tuple(map(c, player_children)),
-        infoset_members=tuple(map(c, members)), player_paths=tuple(map(c, paths)),
+        player_nodes=tuple(map(c, player_nodes)), infoset_members=tuple(map(c, members)),
+        infoset_paths=tuple(map(c, paths)),
         schedule=schedule)
 
 
@@ -512,8 +512,8 @@ def _to_npz(arrays: GameArrays) -> dict[str, np.ndarray]:
         elif f.name == "infoset_keys":
             for p, keys in enumerate(value):
                 out[f"infoset_keys/{p}"] = np.asarray(keys, dtype=str)
-        elif f.name in ("children", "legal", "player_nodes", "player_children",
-                        "infoset_members", "player_paths"):
+        elif f.name in ("children", "legal", "player_nodes", "infoset_members",
+                        "infoset_paths"):
             for i, v in enumerate(value):
                 out[f"{f.name}/{i}"] = v
     s = arrays.schedule
@@ -550,9 +550,8 @@ def _from_npz(data) -> GameArrays:
         children=tuple(data[f"children/{d}"] for d in range(meta["num_depths"])),
         edge_owner=data["edge_owner"], edge_index=data["edge_index"], infoset_keys=keys,
         legal=per_player("legal"), player_nodes=per_player("player_nodes"),
-        player_children=per_player("player_children"),
         infoset_members=per_player("infoset_members"),
-        player_paths=per_player("player_paths"), schedule=schedule)
+        infoset_paths=per_player("infoset_paths"), schedule=schedule)
 
 
 def _save(arrays: GameArrays, path: Path) -> None:

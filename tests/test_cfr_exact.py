@@ -224,3 +224,13 @@ def test_rejects_bad_arguments():
         cfr.run_cfr(rules, "kuhn_poker", 0)
     with pytest.raises(ValueError, match="checkpoints"):
         cfr.run_cfr(rules, "kuhn_poker", 5, checkpoints=[6])
+
+
+def test_checkpoint_exploitability_by_either_best_response(monkeypatch):
+    arrays = games.load_game_arrays("leduc_poker")
+    policies = cfr.run_cfr(load_rules("cfr"), arrays, 20, backend="numpy").average_policy
+    by_numpy = cfr.checkpoint_exploitability(arrays, policies)
+    monkeypatch.setattr(cfr, "JIT_BEST_RESPONSE_AFTER", 0.0)
+    by_jit = cfr.checkpoint_exploitability(arrays, policies)
+    assert by_jit == pytest.approx(by_numpy, abs=1e-12)
+    assert by_numpy == pytest.approx(openspiel_exploitability("leduc_poker", "cfr", 20), rel=1e-9)

@@ -100,12 +100,29 @@ def test_structure_is_consistent(game_string):
         assert np.all(rebuilt[nxt + table[rows, slots]] == -1)
         rebuilt[nxt + table[rows, slots]] = lo + rows
     np.testing.assert_array_equal(rebuilt, a.parent)
-    # Decision children are in their action's slot.
+    # Decision children sit in their action's slot; chance children in outcome order.
+    for d, table in enumerate(a.children):
+        lo, nxt = a.depth_offsets[d], a.depth_offsets[d + 1]
+        size_next = a.depth_offsets[d + 2] - nxt if d + 2 < len(a.depth_offsets) else 0
+        rows, slots = np.nonzero(table < size_next)
+        deciding = a.player[lo + rows] >= 0
+        np.testing.assert_array_equal(a.action[nxt + table[rows, slots]][deciding], slots[deciding])
+    # Information sets' members and root paths.
     for p in range(a.num_players):
-        table = a.player_children[p]
-        rows, slots = np.nonzero(table < n)
-        np.testing.assert_array_equal(a.action[table[rows, slots]], slots)
-        np.testing.assert_array_equal(a.parent[table[rows, slots]], a.player_nodes[p][rows])
+        nodes = a.player_nodes[p]
+        np.testing.assert_array_equal(nodes, np.flatnonzero(a.player == p))
+        members = a.infoset_members[p]
+        for i, row in enumerate(members):
+            np.testing.assert_array_equal(nodes[row[row < nodes.size]],
+                                          nodes[a.infoset[nodes] == i])
+        for i, path in enumerate(a.infoset_paths[p]):
+            on_path = [int(x) for x in path if x < n]
+            node = int(nodes[members[i, 0]])
+            walk = []
+            while node > 0:
+                walk.append(node)
+                node = int(a.parent[node])
+            assert on_path == walk[::-1]
     # The level schedule puts children strictly below parents and an infoset on one level.
     s = a.schedule
     level = np.empty(n, dtype=np.int64)
