@@ -23,7 +23,7 @@ import hashlib
 import math
 import random
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -32,6 +32,8 @@ from discover.checks import static_check
 from discover.config import RunConfig
 from discover.executor import Executor, Job
 from discover.mutators.base import MutationContext, Mutator, Parent, Proposal
+from discover.mutators.llm import MutatorStopped
+from discover.mutators.reflection import EditOutcome, statistical_reflection
 from discover.probe import PROBE_SPACE
 from discover.selector import EpsilonNet, Selector
 from discover.space import OK, Space, TaskResult
@@ -55,6 +57,8 @@ class Progress:
     started: float = dataclasses.field(default_factory=time.monotonic)
     evaluated_at_start: int = 0
     phase: str = "starting"
+    cost: float = 0.0
+    stop_reason: str | None = None
 
     @property
     def per_minute(self) -> float:
@@ -86,6 +90,9 @@ class Discovery:
         self._hashes: set[str] = set()
         self._programs: dict[int, Any] = {}
         self._generation = 0
+        self._outcomes: list[EditOutcome] = []
+        self._stop_reason: str | None = None
+        self.long_every = 5
 
     # ------------------------------------------------------------------ state from store
     def _restore(self) -> list:
@@ -203,31 +210,46 @@ class Discovery:
         metrics = {e.task: dict(e.result.metrics) for e in self.store.evaluations(pid) if e.split == TRAIN}
         return Parent(id=pid, source=p.source, score=p.score, metrics=metrics)
 
-    def _generation_step(self) -> bool:
-        remaining = self.config.budget - self.progress.evaluated
-        if remaining <= 0:
-            return False
-        self._generation += 1
-        g = self._generation
-        self.progress.generation = g
-        self.progress.phase = f"generation {g}"
+    def _reflections(self) -> list[str]:
+        """The latest long-term summary and the latest short note, oldest first."""
+        out = []
+        for kind in ("long", "short"):
+            rs = self.store.reflections(self.run.id, kind=kind)
+            if rs:
+                out.append(rs[-1].text)
+        return out
+
+    def _propose(self, g: int, n: int) -> list[Proposal]:
+        """Selects parents and asks the mutator for one child each. A mutator that talks to
+        a model (``concurrent = True``) is asked for all parents at once, on threads."""
         rng = random.Random(_rng_seed(self.config.seed, "select", g))
-        picks = self.selector.ask(min(self.config.effective_batch_size, remaining), rng)
+        picks = self.selector.ask(n, rng)
         if not picks:
             raise RuntimeError("no viable program to breed from: every seed failed its evaluation")
-        proposals: list[tuple[Proposal, int]] = []
-        reflections = [r.text for r in self.store.reflections(self.run.id)][-2:]
-        for i, (parent_id, insp) in enumerate(picks):
-            ctx = MutationContext(space=self.space, parent=self._parent(parent_id),
-                                  inspirations=[self._parent(j) for j in insp], reflections=reflections,
-                                  generation=g, rng_seed=_rng_seed(self.config.seed, "mutate", g, i))
-            for prop in self.mutator.propose(ctx, 1):
-                proposals.append((prop, parent_id))
+        reflections = self._reflections()
+        contexts = [MutationContext(space=self.space, parent=self._parent(parent_id),
+                                    inspirations=[self._parent(j) for j in insp], reflections=reflections,
+                                    generation=g, rng_seed=_rng_seed(self.config.seed, "mutate", g, i))
+                    for i, (parent_id, insp) in enumerate(picks)]
+        if getattr(self.mutator, "concurrent", False) and len(contexts) > 1:
+            with ThreadPoolExecutor(max_workers=len(contexts)) as pool:
+                batches = list(pool.map(lambda c: self._propose_safely(c), contexts))
+        else:
+            batches = [self._propose_safely(c) for c in contexts]
+        return [prop for batch in batches for prop in batch]
 
-        # Text checks first: cheap, and no candidate code runs in this process.
+    def _propose_safely(self, ctx: MutationContext) -> list[Proposal]:
+        try:
+            return list(self.mutator.propose(ctx, 1))
+        except MutatorStopped as e:
+            self._stop_reason = str(e) or type(e).__name__
+            return []
+
+    def _admit(self, proposals: Sequence[Proposal], g: int) -> list[tuple[Any, Proposal]]:
+        """Text checks, then the isolated probe and the ε-net; stores the survivors."""
+        from discover.program import code_hash
         checked: list[Proposal] = []
-        for prop, _ in proposals:
-            from discover.program import code_hash
+        for prop in proposals:
             h = code_hash(prop.source)
             reason = None
             if h in self._hashes:
@@ -241,7 +263,6 @@ class Discovery:
                 self._reject(prop, g, reason)
             else:
                 checked.append(prop)
-
         probes = self._probe([p.source for p in checked])
         admitted = []
         for prop, pr in zip(checked, probes):
@@ -253,21 +274,115 @@ class Discovery:
             if nearest is not None and d <= self.net.epsilon:
                 self._reject(prop, g, f"ε-net: behaves like program {nearest} (distance {d:.3g} ≤ ε={self.net.epsilon:g})")
                 continue
+            model = (prop.meta or {}).get("model") or getattr(self.mutator, "model", None)
             p = self.store.add_program(self.run.id, prop.source, generation=g, edit=prop.edit,
-                                       parents=list(prop.parents), mutator=self.mutator.name,
-                                       model=getattr(self.mutator, "model", None))
-            self.store.set_fingerprint(p.id, fp.tolist())
+                                       parents=list(prop.parents), mutator=self.mutator.name, model=model,
+                                       fingerprint=fp.tolist())
             self.net.admit(p.id, fp)
             self._programs[p.id] = p
-            admitted.append(p)
-        self._evaluate_programs(admitted)
-        self._on_progress(self.progress)
-        return True
+            admitted.append((p, prop))
+        self._record_llm_calls({(prop.meta or {}).get("call_key"): p.id for p, prop in admitted})
+        return admitted
+
+    def _record_llm_calls(self, program_by_key: dict) -> None:
+        drain = getattr(self.mutator, "drain_calls", None)
+        if drain is None:
+            return
+        for c in drain():
+            self.store.record_llm_call(
+                self.run.id, c.model, c.prompt, c.response, prompt_tokens=c.prompt_tokens,
+                completion_tokens=c.completion_tokens, cost_usd=c.cost_usd, latency_s=c.latency_s,
+                status=c.status, error=c.error, program_id=program_by_key.get(c.key))
+        total = getattr(self.mutator, "total_cost", None)
+        if total is not None:
+            self.progress.cost = float(total)
+
+    def _submit(self, admitted: Sequence[tuple[Any, Proposal]]) -> list:
+        return [(p, prop, self._submit_train(p)) for p, prop in admitted]
+
+    def _collect(self, submitted: Sequence, g: int) -> None:
+        """Waits for a generation's evaluations (in proposal order), tells the selector and
+        the mutator, and writes the generation's reflection."""
+        outcomes = []
+        for p, prop, futs in submitted:
+            self._finish(p, futs)
+            score = self._programs[p.id].score
+            record = getattr(self.mutator, "record_outcome", None)
+            if record is not None:
+                record(prop, score)
+            parent = self._programs.get(prop.parents[0]) if prop.parents else None
+            outcomes.append(EditOutcome(kind=prop.kind, parent_score=parent.score if parent else None, score=score))
+        self._outcomes.extend(outcomes)
+        self._reflect(g, submitted)
+
+    def _reflect(self, g: int, submitted: Sequence) -> None:
+        """A short note after each evaluated batch; every `long_every` batches a long-term
+        summary replaces the previous one. With a model the model writes them; offline (or
+        when the model call fails) they are statistics over the edits made so far."""
+        if not submitted:
+            return
+        note = ""
+        if hasattr(self.mutator, "reflect"):
+            batch = [(self._parent(p.id), self._programs[p.id].score) for p, _, _ in submitted]
+            try:
+                note = self.mutator.reflect(batch, self.space.name)
+            except MutatorStopped as e:
+                self._stop_reason = str(e) or type(e).__name__
+            self._record_llm_calls({})
+        note = note or statistical_reflection(self._outcomes[-len(submitted):])
+        self.store.add_reflection(self.run.id, g, "short", note)
+        if g % self.long_every == 0:
+            summary = ""
+            if hasattr(self.mutator, "summarize"):
+                shorts = [r.text for r in self.store.reflections(self.run.id, kind="short")][-self.long_every:]
+                try:
+                    summary = self.mutator.summarize(shorts, self.space.name)
+                except MutatorStopped as e:
+                    self._stop_reason = str(e) or type(e).__name__
+                self._record_llm_calls({})
+            summary = summary or statistical_reflection(self._outcomes)
+            self.store.add_reflection(self.run.id, g, "long", summary)
+
+    def _in_flight(self, submitted) -> int:
+        return len(submitted) if submitted else 0
+
+    def _generations(self) -> None:
+        """Generation after generation until the budget is spent. With a concurrent
+        mutator the next generation is proposed while the current one is evaluated, so the
+        workers are not idle while a model thinks; otherwise generations are strictly
+        sequential, which makes offline runs reproducible."""
+        overlap = bool(getattr(self.mutator, "concurrent", False))
+        submitted, submitted_gen = None, 0
+        while self._stop_reason is None:
+            remaining = self.config.budget - self.progress.evaluated - self._in_flight(submitted)
+            if remaining <= 0:
+                break
+            self._generation += 1
+            g = self._generation
+            self.progress.generation = g
+            self.progress.phase = f"generation {g}"
+            self._on_progress(self.progress)
+            proposals = self._propose(g, min(self.config.effective_batch_size, remaining))
+            if submitted is not None:
+                self._collect(submitted, submitted_gen)
+                submitted = None
+            admitted = self._admit(proposals, g)
+            remaining = self.config.budget - self.progress.evaluated
+            submitted, submitted_gen = self._submit(admitted[: max(0, remaining)]), g
+            if not overlap:
+                self._collect(submitted, g)
+                submitted = None
+            self._on_progress(self.progress)
+        if submitted is not None:
+            self._collect(submitted, submitted_gen)
 
     def _reject(self, prop: Proposal, generation: int, reason: str) -> None:
         self.store.record_rejection(self.run.id, prop.source, reason, list(prop.parents), generation,
                                     edit=prop.edit, mutator=self.mutator.name)
         self.progress.rejected += 1
+        record = getattr(self.mutator, "record_outcome", None)
+        if record is not None:
+            record(prop, None)
 
     # ------------------------------------------------------------------ held out
     def evaluate_held_out(self, program_ids: Sequence[int]) -> dict[int, float]:
@@ -297,8 +412,8 @@ class Discovery:
         self._on_progress(self.progress)
         self._resume_pending(pending)
         self._evaluate_seeds()
-        while self._generation_step():
-            pass
+        self._generations()
+        self.progress.stop_reason = self._stop_reason
         self.progress.phase = "held-out evaluation"
         self._on_progress(self.progress)
         top = [pid for pid in self.selector.ranked()[: self.config.held_out_top]]

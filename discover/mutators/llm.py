@@ -288,6 +288,9 @@ class LLMMutator:
     """
 
     name = "llm"
+    # propose() blocks on the network and is thread-safe: the loop asks for all of a
+    # generation's children at once and overlaps proposing with evaluating.
+    concurrent = True
 
     def __init__(self, config: LLMConfig | str | Sequence[str], seed: int = 0):
         if not isinstance(config, LLMConfig):
