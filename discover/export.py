@@ -249,6 +249,8 @@ def render_package(metadata: Mapping[str, Any], source: str) -> dict[str, str]:
         held_out_score=_fmt(scores["held_out"]["score"]) if scores["held_out"]["tasks"] else "— (the space has no held-out tasks)",
         code_hash=metadata["code_hash"], results_table=_results_table(metadata), lineage=_lineage_text(metadata),
         usage_section=readme_usage,
+        score_note=(" For `cfr_variants`, 0 means as good as CFR+ and +1 ten times less exploitable, on "
+                    "average over log-spaced checkpoints (Tammelin 2014 for CFR+)." if is_cfr else ""),
         evaluation=f"seed {metadata['evaluation']['seed']}" + (f" and options `{json.dumps(opts)}`" if opts else ""),
         versions="\n".join(f"- {k} {v}" for k, v in sorted(versions.items())))
     return files

@@ -321,7 +321,8 @@ def descendant_tree(store: Store, program_id: int | str, max_depth: int | None =
                     node["children"].append(build(c, e.role, gain(c, p), depth + 1))
         return node
 
-    first = store.program(primary_parent(store, root.id)) if primary_parent(store, root.id) else None
+    first_id = primary_parent(store, root.id)
+    first = store.program(first_id) if first_id is not None else None
     return build(root, None, gain(root, first), 0)
 
 

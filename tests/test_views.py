@@ -345,6 +345,17 @@ def test_unknown_program_is_one_clear_line(small_run, cli_main, argv):
     assert "program id" in line or "no program with id 999" in line
 
 
+def test_ui_on_a_port_in_use_is_one_clear_error(small_run, cli_main):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_error_line(*cli_main("ui", "--port", str(port), "--db", small_run.url)[::2])
+    assert f"cannot listen on 127.0.0.1:{port}" in line
+
+
 def _commands() -> list[str]:
     parser = _wired_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
