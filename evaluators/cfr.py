@@ -346,15 +346,19 @@ class CfrState:
     state: tuple
 
 
-def _initial(xp, rules, arrays: GameArrays) -> CfrState:
+def _initial(rules, arrays: GameArrays, xp=np) -> CfrState:
+    """The state before iteration 1, as NumPy arrays (uniform policies, zero sums).
+
+    ``init_state`` is called with ``xp``; the JAX engine passes NumPy first, since each
+    eager ``jax.numpy`` call compiles a small program of its own.
+    """
     legal = [np.asarray(m) for m in arrays.legal]
     sigma = [m / m.sum(axis=1, keepdims=True) for m in legal]
     ep = br.edge_probs(np, {"edge_index": arrays.edge_index,
                             "chance_prob": arrays.chance_prob}, sigma)
     states = tuple(_initial_state(rules, m.shape[0], arrays.num_actions, xp) for m in legal)
-    return CfrState(0, tuple(xp.asarray(x) for x in sigma), xp.asarray(ep),
-                    tuple(xp.zeros(m.shape) for m in legal),
-                    tuple(xp.zeros(m.shape) for m in legal), states)
+    return CfrState(0, tuple(sigma), ep, tuple(np.zeros(m.shape) for m in legal),
+                    tuple(np.zeros(m.shape) for m in legal), states)
 
 
 def _update_player(xp, arrays: GameArrays, rules, t, s: CfrState, player: int, t_float):
@@ -467,7 +471,7 @@ class NumpyEngine(CfrEngine):
         self.tables = cfr_tables(arrays)
 
     def start(self) -> CfrState:
-        return _initial(np, self.rules, self.arrays)
+        return _initial(self.rules, self.arrays)
 
     def advance(self, s: CfrState, stop: int) -> CfrState:
         for it in range(s.iteration + 1, stop + 1):
@@ -498,20 +502,25 @@ class JaxEngine(CfrEngine):
         self.rules, self.arrays = rules, arrays
         begin = time.perf_counter()
         with jax.enable_x64(True):
-            self.tables = jax.tree_util.tree_map(jnp.asarray, cfr_tables(arrays))
-            self._start = _initial(jnp, rules, arrays)
+            # Built in NumPy and transferred: eager jax.numpy calls would each compile.
+            self.tables = jax.device_put(cfr_tables(arrays))
+            try:
+                start = _initial(rules, arrays, np)
+            except InvalidCandidate:
+                raise
+            except Exception:  # noqa: BLE001 - init_state may need jax.numpy itself
+                start = _initial(rules, arrays, jnp)
+            self._start = CfrState(0, *jax.device_put(
+                (start.sigma, start.edge_prob, start.cum_regret, start.cum_policy, start.state)))
             self._segment = jax.jit(self._segment_fn).lower(
-                self.tables, self._carry(self._start), jnp.asarray(1, dtype=jnp.int64)).compile()
+                self.tables, self._carry(self._start), np.int64(1)).compile()
         self.compile_time = time.perf_counter() - begin
 
     @staticmethod
     def _carry(s: CfrState) -> dict:
-        import jax.numpy as jnp
-
-        return {"t": jnp.asarray(s.iteration, dtype=jnp.int64), "sigma": s.sigma,
-                "edge_prob": s.edge_prob, "cum_regret": s.cum_regret,
-                "cum_policy": s.cum_policy, "state": s.state,
-                "error": jnp.zeros(3, dtype=jnp.int64)}
+        return {"t": np.int64(s.iteration), "sigma": s.sigma, "edge_prob": s.edge_prob,
+                "cum_regret": s.cum_regret, "cum_policy": s.cum_policy, "state": s.state,
+                "error": np.zeros(3, dtype=np.int64)}
 
     def _segment_fn(self, tables, carry, stop):
         import jax.numpy as jnp
@@ -539,12 +548,11 @@ class JaxEngine(CfrEngine):
 
     def advance(self, s: CfrState, stop: int) -> CfrState:
         import jax
-        import jax.numpy as jnp
 
         if stop <= s.iteration:
             return s
         with jax.enable_x64(True):
-            c = self._segment(self.tables, self._carry(s), jnp.asarray(stop, dtype=jnp.int64))
+            c = self._segment(self.tables, self._carry(s), np.int64(stop))
             error = np.asarray(c["error"])
         if error[0]:
             _raise_violation(int(error[1]), int(error[0]), int(error[2]))
