@@ -58,28 +58,26 @@ def set_block(xp, x, start: int, value):
     return x.at[start:start + value.shape[0]].set(value)
 
 
-def set_rows(xp, x, index, value):
-    """``x`` with rows ``index`` replaced (in place for NumPy)."""
-    if is_numpy(xp):
-        x[index] = value
-        return x
-    return x.at[index].set(value)
-
-
 # ---------------------------------------------------------------------------------------
 # Tables: the arrays the passes read, as one pytree (so jit takes them as arguments)
+
+
+def parent_local(arrays: GameArrays) -> tuple[np.ndarray, ...]:
+    """Per depth d = 1, 2, ..., the parent of each node as an index into depth d-1
+    (non-decreasing, since a node's children are contiguous)."""
+    off = arrays.depth_offsets
+    return tuple(arrays.parent[off[d]:off[d + 1]] - off[d - 1]
+                 for d in range(1, arrays.num_depths))
 
 
 def tables(arrays: GameArrays) -> dict[str, Any]:
     """The arrays the best-response passes read, as a pytree of NumPy arrays."""
     s = arrays.schedule
-    off = arrays.depth_offsets
     return {
         "edge_index": arrays.edge_index,
         "chance_prob": arrays.chance_prob,
         "edge_owner": arrays.edge_owner,
-        "parent_local": tuple(arrays.parent[off[d]:off[d + 1]] - off[d - 1]
-                              for d in range(1, arrays.num_depths)),
+        "parent_local": parent_local(arrays),
         "order": s.order,
         "utility": arrays.utility[s.order],
         "children": s.children,

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -108,7 +109,6 @@ def log_checkpoints(iterations: int, per_decade: int = 4) -> list[int]:
 
 def cfr_tables(arrays: GameArrays) -> dict[str, Any]:
     """The arrays one CFR iteration reads, as a pytree of NumPy arrays."""
-    off = arrays.depth_offsets
     a = arrays.num_actions
     edge_nodes, edge_bins = [], []
     for p in range(arrays.num_players):
@@ -118,16 +118,14 @@ def cfr_tables(arrays: GameArrays) -> dict[str, Any]:
         edge_nodes.append(nodes)
         edge_bins.append((arrays.infoset[arrays.parent[nodes]] * a
                           + arrays.action[nodes]).astype(np.int32))
-    offsets = flat_offsets(arrays)
+    offsets = _flat_offsets(arrays)
     own_edge = tuple(arrays.edge_owner == p for p in range(arrays.num_players))
     return {
         "own_edge": own_edge,
         # Index of each of the player's edges in its raveled policy (0 elsewhere).
         "own_index": tuple(np.where(own_edge[p], arrays.edge_index - offsets[p], 0).astype(np.int32)
                            for p in range(arrays.num_players)),
-        # Parent of each node of depth d >= 1, local to depth d-1 (non-decreasing).
-        "parent_local": tuple(arrays.parent[off[d]:off[d + 1]] - off[d - 1]
-                              for d in range(1, arrays.num_depths)),
+        "parent_local": br.parent_local(arrays),
         "utility": tuple(np.ascontiguousarray(arrays.utility[:, p])
                          for p in range(arrays.num_players)),
         "edge_nodes": tuple(edge_nodes),
@@ -138,7 +136,7 @@ def cfr_tables(arrays: GameArrays) -> dict[str, Any]:
     }
 
 
-def flat_offsets(arrays: GameArrays) -> list[int]:
+def _flat_offsets(arrays: GameArrays) -> list[int]:
     """Where each player's raveled policy starts in the flat vector that
     ``GameArrays.edge_index`` indexes (the chance probabilities follow the last one)."""
     sizes = [legal.size for legal in arrays.legal]
@@ -503,7 +501,7 @@ class JaxEngine(CfrEngine):
         begin = time.perf_counter()
         with jax.enable_x64(True):
             # Built in NumPy and transferred: eager jax.numpy calls would each compile.
-            self.tables = jax.device_put(cfr_tables(arrays))
+            self.tables = _device_tables(arrays)
             try:
                 start = _initial(rules, arrays, np)
             except InvalidCandidate:
@@ -558,6 +556,15 @@ class JaxEngine(CfrEngine):
             _raise_violation(int(error[1]), int(error[0]), int(error[2]))
         return CfrState(stop, tuple(c["sigma"]), c["edge_prob"], tuple(c["cum_regret"]),
                         tuple(c["cum_policy"]), tuple(c["state"]))
+
+
+@lru_cache(maxsize=8)
+def _device_tables(arrays: GameArrays):
+    """``cfr_tables`` on JAX's default device, once per game and process (call with
+    float64 enabled)."""
+    import jax
+
+    return jax.device_put(cfr_tables(arrays))
 
 
 def compile_cfr(rules: Mapping[str, Callable], game: str | GameArrays,

@@ -234,3 +234,15 @@ def test_checkpoint_exploitability_by_either_best_response(monkeypatch):
     by_jit = cfr.checkpoint_exploitability(arrays, policies)
     assert by_jit == pytest.approx(by_numpy, abs=1e-12)
     assert by_numpy == pytest.approx(openspiel_exploitability("leduc_poker", "cfr", 20), rel=1e-9)
+
+
+def test_init_state_may_need_jax_numpy():
+    plus = load_rules("cfr_plus")
+
+    def init_state(num_infosets, num_actions, xp):
+        return {"mark": xp.zeros(num_infosets).at[0].set(1.0)}  # jax.numpy only
+
+    run = cfr.run_cfr(dict(plus, init_state=init_state), "kuhn_poker", 20, checkpoints=[20])
+    assert run.backend == "jax"
+    assert run.curve[-1][1] == pytest.approx(
+        openspiel_exploitability("kuhn_poker", "cfr_plus", 20), rel=1e-9)
