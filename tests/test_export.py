@@ -262,9 +262,11 @@ def test_export_install_and_solve_a_new_game(tmp_path, cli_main):
     assert set(meta["scores"]["train"]["tasks"]) == set(TRAIN_TASKS)
     assert set(meta["scores"]["held_out"]["tasks"]) == set(HELD_OUT_TASKS)
     # The fresh re-evaluation reproduces the run's own (deterministic) evaluations.
+    # (The run was evaluated on the NumPy engine, the export on JAX: equal to rounding.)
     for task, result in run.results[best].items():
-        assert meta["scores"]["train"]["tasks"][task]["curve"] == pytest.approx(
-            [list(p) for p in result.curve], rel=1e-9)
+        fresh = meta["scores"]["train"]["tasks"][task]["curve"]
+        assert [p[0] for p in fresh] == [p[0] for p in result.curve]
+        assert [p[1] for p in fresh] == pytest.approx([p[1] for p in result.curve], rel=1e-9)
     store = Store.open(run.url)
     assert store.program(pid).held_out_score == pytest.approx(meta["scores"]["held_out"]["score"])
     assert {e.task for e in store.evaluations(pid, split="held_out") if e.seed == meta["evaluation"]["seed"]} \
