@@ -277,15 +277,14 @@ def best_response_policy(game: GameArrays | str, policies: Sequence[np.ndarray],
 
 @lru_cache(maxsize=16)
 def jax_nash_conv(arrays: GameArrays):
-    """``f(policies) -> nash_conv`` jitted for this game, compiled once per process.
-
-    Call it inside ``jax.enable_x64(True)``; ``policies`` are per-player [I_p, A] arrays.
-    """
+    """``f(policies) -> nash_conv`` (a float64 JAX scalar) jitted for this game: traced
+    and compiled on the first call, once per game and process. ``policies`` are
+    per-player [I_p, A] arrays."""
     import jax
     import jax.numpy as jnp
 
     with jax.enable_x64(True):
-        t = jax.tree_util.tree_map(jnp.asarray, tables(arrays))
+        t = jax.device_put(tables(arrays))
 
         @jax.jit
         def run(t, policies):
@@ -296,6 +295,7 @@ def jax_nash_conv(arrays: GameArrays):
             return jnp.sum(br - on_policy_pass(jnp, arrays, t, ep))
 
     def f(policies):
-        return run(t, list(policies))
+        with jax.enable_x64(True):
+            return run(t, [jnp.asarray(p, dtype=jnp.float64) for p in policies])
 
     return f
