@@ -3,7 +3,8 @@
 Both run in this process, side by side, on the same games. Ours is the CFR+ seed
 (seeds/cfr_variants/cfr_plus.py) through the engine ``run_cfr`` uses; only iterations are
 timed (compilation is reported separately, exploitability is not computed). Each figure is
-the median of three timed runs of a calibrated number of iterations.
+the median of three timed runs of a calibrated number of iterations, by wall clock; the
+last column divides the CPU-time rates instead, which is steadier on a shared machine.
 
     python benchmarks/cfr_speed.py                       # the four default games
     python benchmarks/cfr_speed.py --games kuhn_poker --seconds 0.5 --numpy
@@ -38,8 +39,9 @@ def seed_rules(name: str = "cfr_plus") -> dict:
     return {k: namespace[k] for k in cfr.RULE_NAMES}
 
 
-def rate(step: Callable[[int], None], seconds: float) -> float:
-    """Median iterations per second of ``step(n)`` over three runs of ~``seconds``."""
+def rate(step: Callable[[int], None], seconds: float) -> tuple[float, float]:
+    """Median iterations per second of ``step(n)`` over three runs of ~``seconds``, by
+    wall clock and by this process's CPU time (steadier on a shared machine)."""
     n = 1
     while True:  # calibrate: double n until one run takes a tenth of the target
         begin = time.perf_counter()
@@ -49,16 +51,17 @@ def rate(step: Callable[[int], None], seconds: float) -> float:
             break
         n *= 2
     n = max(1, int(n * seconds / max(elapsed, 1e-9)))
-    rates = []
+    wall, cpu = [], []
     for _ in range(3):
-        begin = time.perf_counter()
+        begin, begin_cpu = time.perf_counter(), time.process_time()
         step(n)
-        rates.append(n / (time.perf_counter() - begin))
-    return statistics.median(rates)
+        wall.append(n / (time.perf_counter() - begin))
+        cpu.append(n / max(time.process_time() - begin_cpu, 1e-9))
+    return statistics.median(wall), statistics.median(cpu)
 
 
-def ours(game: str, backend: str, seconds: float) -> tuple[float, float]:
-    """(iterations per second, compile seconds) of our engine."""
+def ours(game: str, backend: str, seconds: float) -> tuple[tuple[float, float], float]:
+    """((wall, CPU) iterations per second, compile seconds) of our engine."""
     engine = cfr.compile_cfr(seed_rules(), games.load_game_arrays(game), backend=backend)
     state = {"s": engine.advance(engine.start(), 1)}
 
@@ -69,7 +72,7 @@ def ours(game: str, backend: str, seconds: float) -> tuple[float, float]:
     return rate(step, seconds), engine.compile_time
 
 
-def openspiel(game: str, seconds: float) -> float:
+def openspiel(game: str, seconds: float) -> tuple[float, float]:
     solver = pyspiel.CFRPlusSolver(games.load_game(game))
     solver.evaluate_and_update_policy()
 
@@ -89,15 +92,16 @@ def main(argv=None) -> None:
 
     ratios = {}
     print(f"{'game':<28}{'ours it/s':>12}{'compile s':>11}"
-          + (f"{'numpy it/s':>12}" if args.numpy else "") + f"{'OpenSpiel it/s':>16}{'ratio':>9}")
+          + (f"{'numpy it/s':>12}" if args.numpy else "")
+          + f"{'OpenSpiel it/s':>16}{'ratio':>8}{'CPU-time ratio':>16}")
     for game in args.games:
-        ours_rate, compile_time = ours(game, "jax", args.seconds)
-        numpy_rate = ours(game, "numpy", args.seconds)[0] if args.numpy else None
-        os_rate = openspiel(game, args.seconds)
-        ratios[game] = ours_rate / os_rate
-        print(f"{game[:27]:<28}{ours_rate:>12.1f}{compile_time:>11.2f}"
-              + (f"{numpy_rate:>12.1f}" if args.numpy else "")
-              + f"{os_rate:>16.1f}{ratios[game]:>9.1f}", flush=True)
+        (ours_wall, ours_cpu), compile_time = ours(game, "jax", args.seconds)
+        numpy_wall = ours(game, "numpy", args.seconds)[0][0] if args.numpy else None
+        os_wall, os_cpu = openspiel(game, args.seconds)
+        ratios[game] = ours_wall / os_wall
+        print(f"{game[:27]:<28}{ours_wall:>12.1f}{compile_time:>11.2f}"
+              + (f"{numpy_wall:>12.1f}" if args.numpy else "")
+              + f"{os_wall:>16.1f}{ratios[game]:>8.1f}{ours_cpu / os_cpu:>16.1f}", flush=True)
     print(json.dumps({g: round(r, 2) for g, r in ratios.items()}))
 
 
