@@ -561,6 +561,7 @@ def _save(arrays: GameArrays, path: Path) -> None:
     os.close(fd)
     try:
         np.savez(tmp, **_to_npz(arrays))
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
