@@ -14,7 +14,8 @@ from evaluators import cfr, games
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds" / "cfr_variants"
 GOOFSPIEL4 = "goofspiel(imp_info=True,num_cards=4,points_order=descending)"
-PARITY_GAMES = ["kuhn_poker", "leduc_poker", "kuhn_poker(players=3)", GOOFSPIEL4]
+PARITY_GAMES = ["kuhn_poker", "leduc_poker", "kuhn_poker(players=3)", GOOFSPIEL4,
+                "kuhn_poker(players=4)"]
 SOLVERS = {"cfr": pyspiel.CFRSolver, "cfr_plus": pyspiel.CFRPlusSolver}
 
 
