@@ -1,9 +1,10 @@
 """Exact best responses and NashConv over game arrays, for any number of players.
 
-NashConv (Johanson et al., "A Practical Use of Imperfect Recall", 2009; Lanctot et al.,
-"A Unified Game-Theoretic Approach to Multiagent Reinforcement Learning", NeurIPS 2017)
-is ``sum_p (max_{b} u_p(b, pi_{-p}) - u_p(pi))``; exploitability is NashConv divided by
-the number of players. This module computes it as OpenSpiel's
+NashConv (Lanctot et al., "A Unified Game-Theoretic Approach to Multiagent Reinforcement
+Learning", NeurIPS 2017) is ``sum_p (max_{b} u_p(b, pi_{-p}) - u_p(pi))``; exploitability
+is NashConv divided by the number of players. Computing best responses level by level
+rather than state by state follows the spirit of Johanson et al., "Accelerating Best
+Response Calculation in Large Extensive Games" (IJCAI 2011). This module computes it as OpenSpiel's
 ``open_spiel.python.algorithms.exploitability.nash_conv`` does, but as array passes:
 
 1. Edge probabilities under the policies; one top-down pass gives, for every node, the
