@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-limit-mb", type=int, default=8192, help="memory limit of the evaluation process")
     p.add_argument("--json", action="store_true", help="last stdout line: JSON {task: [[iteration, value], ...]}")
     p.set_defaults(func=cmd_eval)
+
+    from discover.cli_lineage import register
+    register(sub, command)
     return parser
 
 

@@ -93,6 +93,8 @@ class Discovery:
         self._outcomes: list[EditOutcome] = []
         self._stop_reason: str | None = None
         self.long_every = 5
+        self.max_barren_generations = 20
+        self._barren = 0
 
     # ------------------------------------------------------------------ state from store
     def _restore(self) -> list:
@@ -267,7 +269,8 @@ class Discovery:
         admitted = []
         for prop, pr in zip(checked, probes):
             if not pr.ok:
-                self._reject(prop, g, f"probe {pr.status}: {pr.error}")
+                last = (pr.error or "").strip().splitlines()[-1:] or [""]
+                self._reject(prop, g, f"probe {pr.status}: {last[0]}")
                 continue
             fp = np.asarray(pr.curve[0], dtype=np.float64)
             nearest, d = self.net.nearest(fp)
@@ -367,6 +370,10 @@ class Discovery:
                 self._collect(submitted, submitted_gen)
                 submitted = None
             admitted = self._admit(proposals, g)
+            self._barren = 0 if admitted else self._barren + 1
+            if self._barren >= self.max_barren_generations and self._stop_reason is None:
+                self._stop_reason = (f"no new program in {self._barren} generations in a row: "
+                                     "every proposal was a duplicate or was rejected")
             remaining = self.config.budget - self.progress.evaluated
             submitted, submitted_gen = self._submit(admitted[: max(0, remaining)]), g
             if not overlap:

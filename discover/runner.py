@@ -112,27 +112,32 @@ def _resolve_run(store, values: Mapping[str, Any], source: str, run_name: str | 
     return run, config
 
 
+def _space(name: str) -> Space:
+    from discover.spaces import UnknownSpace, get_space
+    try:
+        return get_space(name)
+    except UnknownSpace as e:
+        raise RunError(str(e).strip("'\"")) from None
+
+
 def run_discovery(values: Mapping[str, Any], *, source: str = "command line", db: str | None = None,
                   run_name: str | None = None, resume: bool = False, console: Console | None = None):
     """Runs or resumes a discovery run; returns the store's run record when done."""
     from discover.executor import LocalExecutor
-    from discover.spaces import UnknownSpace, get_space
     from discover.store import Store, StoreError
 
     console = console or Console()
-    space_name = values.get("space", RunConfig.space)
-    try:
-        space = get_space(space_name)
-    except UnknownSpace as e:
-        raise RunError(str(e).strip("'\"")) from None
     try:
         store = Store.open(db)
     except StoreError as e:
         raise RunError(str(e)) from None
+    if not resume:
+        _space(values.get("space", RunConfig.space))  # an unknown space fails before a run is created
     try:
         run, config = _resolve_run(store, values, source, run_name, resume)
     except ConfigError as e:
         raise RunError(str(e)) from None
+    space = _space(config.space)
     mutator = make_mutator(config)
     console.print(f"run [bold]{run.name}[/bold] (id {run.id}) on {space.name}: budget {config.budget}, "
                   f"{config.workers} workers, mutator {config.llm}, database {store.url}")
