@@ -59,7 +59,7 @@ def test_run_record_and_checkpoints():
     assert run.game == games.canonical_game_string("kuhn_poker")
     assert run.iterations == 100
     assert [it for it, _ in run.curve] == cfr.log_checkpoints(100)
-    assert run.backend == "jax"
+    assert run.backend == cfr.preferred_backend(games.load_game_arrays("kuhn_poker"), 100) == "numpy"
     assert run.wall_time > 0
     for policy, legal in zip(run.average_policy, games.load_game_arrays("kuhn_poker").legal):
         assert policy.shape == legal.shape
@@ -123,6 +123,14 @@ def test_backends_agree_on_a_stateful_candidate():
     assert a.curve[-1][1] == pytest.approx(b.curve[-1][1], rel=1e-9)
 
 
+def test_auto_compiles_only_where_it_pays_on_the_cpu():
+    small = games.load_game_arrays("kuhn_poker")
+    large = games.load_game_arrays("liars_dice(numdice=1,dice_sides=5)")
+    assert cfr.preferred_backend(small, 1000) == "numpy"
+    assert cfr.preferred_backend(large, 100_000) == "jax"
+    assert cfr.compile_cfr(load_rules("cfr_plus"), small, "auto", iterations=10).backend == "numpy"
+
+
 def test_auto_falls_back_to_numpy_for_untraceable_candidates():
     plus = load_rules("cfr_plus")
 
@@ -132,6 +140,8 @@ def test_auto_falls_back_to_numpy_for_untraceable_candidates():
         return plus["derive_policy"](cum_regret, inst_regret, legal, t, state, xp)
 
     rules = dict(plus, derive_policy=derive_policy)
+    # Without an iteration count "auto" prefers JAX, so this exercises the fallback.
+    assert cfr.compile_cfr(rules, "kuhn_poker", "auto").backend == "numpy"
     run = cfr.run_cfr(rules, "kuhn_poker", 50, checkpoints=[50])
     assert run.backend == "numpy"
     assert run.curve[-1][1] == pytest.approx(
@@ -243,7 +253,7 @@ def test_init_state_may_need_jax_numpy():
     def init_state(num_infosets, num_actions, xp):
         return {"mark": xp.zeros(num_infosets).at[0].set(1.0)}  # jax.numpy only
 
-    run = cfr.run_cfr(dict(plus, init_state=init_state), "kuhn_poker", 20, checkpoints=[20])
+    run = cfr.run_cfr(dict(plus, init_state=init_state), "kuhn_poker", 20, checkpoints=[20], backend="jax")
     assert run.backend == "jax"
     assert run.curve[-1][1] == pytest.approx(
         openspiel_exploitability("kuhn_poker", "cfr_plus", 20), rel=1e-9)

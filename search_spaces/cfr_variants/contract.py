@@ -10,8 +10,9 @@ calls the rules for ALL information sets of one player at once, on arrays shaped
 I = that player's number of information sets, A = the game's maximum number of actions
 (action slots beyond an information set's legal actions are padding).
 
-`xp` is the array module: `jax.numpy` on the compiled path, `numpy` on the fallback path.
-Use only `xp` functions (xp.maximum, xp.where, xp.sum, xp.abs, ...), Python arithmetic and
+`xp` is the array module: `jax.numpy` on the compiled path, `numpy` on the other (the
+evaluator picks whichever is faster for the game, so the same code must run on both).
+Use only `xp` functions common to both (xp.maximum, xp.where, xp.sum, xp.abs, ...), Python arithmetic and
 the `math` module on plain numbers. `t` is the iteration number as a float: 1.0, 2.0, ...
 
 ```python
