@@ -117,7 +117,7 @@ def cmd_run(args) -> int:
             values.update(load_config_file(args.config))
     except ConfigError as e:
         raise CliError(str(e)) from None
-    for key in ("space", "budget", "llm", "workers", "seed", "batch_size"):
+    for key in ("space", "budget", "llm", "workers", "seed", "batch_size", "api_base", "max_cost"):
         v = getattr(args, key)
         if v is not None:
             values[key] = v
@@ -178,7 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("run", "Run (or resume) a discovery run.", "discover run --space cfr_variants --budget 60")
     p.add_argument("--space", default=None, help="search space (see `discover spaces`); default cfr_variants")
     p.add_argument("--budget", type=int, default=None, help="programs to evaluate, seeds included")
-    p.add_argument("--llm", default=None, help="'offline' (default) or a model name")
+    p.add_argument("--llm", default=None, help="'offline' (default), or a litellm model string such as "
+                   "openai/gpt-4o-mini, anthropic/claude-sonnet-4-5, ollama/qwen2.5-coder; several, comma-separated, "
+                   "form an ensemble chosen by a bandit")
+    p.add_argument("--api-base", default=None, help="base URL of a local model server (Ollama, vLLM)")
+    p.add_argument("--max-cost", type=float, default=None, help="stop cleanly once model calls cost this many USD")
     _add_db(p)
     p.add_argument("--workers", type=int, default=None, help="evaluation processes (default: number of cores)")
     p.add_argument("--seed", type=int, default=None, help="random seed of the run")

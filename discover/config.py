@@ -35,6 +35,9 @@ class RunConfig:
       epsilon: ε of the behavioural ε-net (relative distance); 0 rejects only exact duplicates.
       held_out_top: how many of the best programs are evaluated on the held-out tasks at the end.
       eval_options: keyword options passed to the space's evaluate (e.g. iterations).
+      api_base: base URL of a local or self-hosted model server (Ollama, vLLM); empty for the
+        provider's own endpoint.
+      max_cost: dollars the model calls may spend in the run; 0 for no limit.
     """
 
     space: str = "cfr_variants"
@@ -49,6 +52,8 @@ class RunConfig:
     epsilon: float = 1e-9
     held_out_top: int = 3
     eval_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    api_base: str = ""
+    max_cost: float = 0.0
 
     def __post_init__(self):
         if self.budget < 1:
@@ -59,6 +64,8 @@ class RunConfig:
             raise ConfigError(f"batch_size must be non-negative, got {self.batch_size}")
         if self.time_limit <= 0 or self.memory_limit_mb <= 0:
             raise ConfigError("time_limit and memory_limit_mb must be positive")
+        if self.max_cost < 0:
+            raise ConfigError(f"max_cost must be non-negative, got {self.max_cost}")
         if self.epsilon < 0:
             raise ConfigError(f"epsilon must be non-negative, got {self.epsilon}")
 
@@ -87,7 +94,7 @@ class RunConfig:
             kwargs["seeds"] = tuple(seeds)
         for name, typ in (("budget", int), ("workers", int), ("seed", int), ("batch_size", int),
                           ("held_out_top", int), ("memory_limit_mb", int),
-                          ("time_limit", float), ("epsilon", float)):
+                          ("time_limit", float), ("epsilon", float), ("max_cost", float)):
             if name in kwargs:
                 v = kwargs[name]
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or (typ is int and isinstance(v, float) and not v.is_integer()):

@@ -288,6 +288,9 @@ class Discovery:
         return admitted
 
     def _record_llm_calls(self, program_by_key: dict) -> None:
+        """Writes the model calls made since the last drain. Drained only once a batch's
+        children are stored (and at the end), so every mutation call finds its program even
+        when the next batch is proposed while this one is evaluated."""
         drain = getattr(self.mutator, "drain_calls", None)
         if drain is None:
             return
@@ -331,7 +334,6 @@ class Discovery:
                 note = self.mutator.reflect(batch, self.space.name)
             except MutatorStopped as e:
                 self._stop_reason = str(e) or type(e).__name__
-            self._record_llm_calls({})
         note = note or statistical_reflection(self._outcomes[-len(submitted):])
         self.store.add_reflection(self.run.id, g, "short", note)
         if g % self.long_every == 0:
@@ -342,8 +344,7 @@ class Discovery:
                     summary = self.mutator.summarize(shorts, self.space.name)
                 except MutatorStopped as e:
                     self._stop_reason = str(e) or type(e).__name__
-                self._record_llm_calls({})
-            summary = summary or statistical_reflection(self._outcomes)
+                summary = summary or statistical_reflection(self._outcomes)
             self.store.add_reflection(self.run.id, g, "long", summary)
 
     def _in_flight(self, submitted) -> int:
@@ -420,6 +421,7 @@ class Discovery:
         self._resume_pending(pending)
         self._evaluate_seeds()
         self._generations()
+        self._record_llm_calls({})  # the last reflections' calls
         self.progress.stop_reason = self._stop_reason
         self.progress.phase = "held-out evaluation"
         self._on_progress(self.progress)

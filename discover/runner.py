@@ -38,10 +38,27 @@ def library_versions() -> dict[str, str]:
 
 
 def make_mutator(config: RunConfig):
+    """The offline mutator, or the LLM mutator for a litellm model string (several,
+    comma-separated, form an ensemble). A missing key or an unusable model name is one
+    clear error before the run starts."""
     if config.llm == "offline":
         from discover.mutators.offline import OfflineMutator
-        return OfflineMutator()
-    raise RunError(f"unknown mutator {config.llm!r}: only 'offline' is available in this version")
+        return OfflineMutator(seed=config.seed)
+    from discover.mutators.llm import LLMConfig, LLMConfigError, LLMMutator, check_model_access, parse_models
+    try:
+        models = parse_models(config.llm)
+        check_model_access(models, config.api_base or None)
+        # A local OpenAI-compatible server (vLLM, llama.cpp, LM Studio) takes any key, but
+        # the client insists on one.
+        api_key = None
+        if config.api_base and not os.environ.get("OPENAI_API_KEY") and any(m.startswith("openai/") for m in models):
+            api_key = "unused-by-local-server"
+        return LLMMutator(LLMConfig(models=models, api_base=config.api_base or None, api_key=api_key,
+                                    max_cost=config.max_cost or None), seed=config.seed)
+    except LLMConfigError as e:
+        raise RunError(str(e)) from None
+    except ImportError:
+        raise RunError("the LLM mutator needs litellm: pip install 'discover[llm]'") from None
 
 
 def _progress_table(p: Progress, space: str) -> Table:
@@ -53,6 +70,8 @@ def _progress_table(p: Progress, space: str) -> Table:
               if math.isfinite(p.best_score) else "—")
     t.add_row("valid / invalid / rejected", f"{p.valid} / {p.invalid} / {p.rejected}")
     t.add_row("evaluations per minute", f"{p.per_minute:.1f}")
+    if p.cost:
+        t.add_row("model spend", f"${p.cost:.4f}")
     return t
 
 
@@ -82,7 +101,7 @@ class _Display:
             best = f"{p.best_score:.4f} (program {p.best_id})" if math.isfinite(p.best_score) else "—"
             self.console.print(f"[{p.phase}] evaluated {p.evaluated}/{p.budget}  best {best}  "
                                f"valid/invalid/rejected {p.valid}/{p.invalid}/{p.rejected}  "
-                               f"{p.per_minute:.1f}/min")
+                               f"{p.per_minute:.1f}/min" + (f"  spend ${p.cost:.4f}" if p.cost else ""))
         self._last = key
 
 
@@ -92,7 +111,7 @@ def _resolve_run(store, values: Mapping[str, Any], source: str, run_name: str | 
         if run is None:
             raise RunError(f"no run named {run_name!r} to resume" if run_name else "no run to resume in this database")
         stored = dict(run.config)
-        for key in ("budget", "workers"):
+        for key in ("budget", "workers", "max_cost"):
             if key in values:
                 stored[key] = values[key]
         try:
@@ -151,6 +170,8 @@ def run_discovery(values: Mapping[str, Any], *, source: str = "command line", db
             except ValueError as e:
                 raise RunError(str(e)) from None
             status = "finished"
+            if disc.progress.stop_reason:
+                console.print(f"[yellow]stopped early:[/yellow] {disc.progress.stop_reason}")
             summary = summarize(space, store, run, executor, config)
         print_summary(console, summary, space)
     except KeyboardInterrupt:
