@@ -88,7 +88,7 @@ def cmd_eval(args) -> int:
     results = {}
     for task in tasks:
         console.print(f"[dim]evaluating {path.name} on {task} …[/dim]")
-        results[task] = evaluate_isolated(Job(space=space.name, source=source, task=task, seed=args.seed,
+        results[task] = evaluate_isolated(Job(space=args.space, source=source, task=task, seed=args.seed,
                                               options=options), time_limit=args.time_limit,
                                           memory_limit_mb=args.memory_limit_mb)
     table = Table(title=f"{path.name} on {space.name}")

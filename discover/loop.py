@@ -136,7 +136,7 @@ class Discovery:
     # ------------------------------------------------------------------ evaluation
     def _submit_train(self, program, done: set[str] = frozenset()) -> dict[str, Future]:
         opts = dict(self.config.eval_options)
-        return {task: self.executor.submit(Job(space=self.space.name, source=program.source, task=task,
+        return {task: self.executor.submit(Job(space=self.config.space, source=program.source, task=task,
                                                seed=0, options=opts, tag=(program.id, task)))
                 for task in self.space.train_tasks if task not in done}
 
@@ -160,22 +160,37 @@ class Discovery:
         return [by_task[t] for t in self.space.train_tasks if t in by_task]
 
     def _probe(self, sources: Sequence[str]) -> list[TaskResult]:
-        futs = [self.executor.submit(Job(space=PROBE_SPACE, source=s, task=self.space.name,
+        futs = [self.executor.submit(Job(space=PROBE_SPACE, source=s, task=self.config.space,
                                          options={}, tag=i)) for i, s in enumerate(sources)]
         return [f.result() for f in futs]
 
     # ------------------------------------------------------------------ phases
-    def _evaluate_seeds(self) -> None:
+    def _seed_sources(self) -> dict[str, tuple[str, str]]:
+        """The configured seeds as name → (source, edit): the space's own seed files first,
+        then algorithms installed under the ``discover.algorithms`` entry point."""
         seeds = self.space.seeds()
         names = list(self.config.seeds) or list(seeds)
-        missing = [n for n in names if n not in seeds]
-        if missing:
-            raise ValueError(f"unknown seed(s) {', '.join(missing)} for space {self.space.name!r}; "
-                             f"available: {', '.join(seeds)}")
-        new = []
+        out = {}
         for name in names:
-            src = seeds[name]
-            p = self.store.add_program(self.run.id, src, generation=0, edit=f"seed: {name}",
+            if name in seeds:
+                out[name] = (seeds[name], f"seed: {name}")
+                continue
+            from discover.algorithms import UnknownAlgorithm, load_algorithm
+            try:
+                algo = load_algorithm(name)
+            except UnknownAlgorithm:
+                raise ValueError(f"unknown seed {name!r} for space {self.space.name!r}; available: "
+                                 f"{', '.join(seeds)} or an installed algorithm") from None
+            if algo.space != self.space.name:
+                raise ValueError(f"installed algorithm {name!r} was evolved in space {algo.space!r}, "
+                                 f"not {self.space.name!r}")
+            out[name] = (algo.source, f"seed: {name} (installed algorithm)")
+        return out
+
+    def _evaluate_seeds(self) -> None:
+        new = []
+        for name, (src, edit) in self._seed_sources().items():
+            p = self.store.add_program(self.run.id, src, generation=0, edit=edit,
                                        parents=[], mutator="seed")
             if p.code_hash in self._hashes:
                 continue
@@ -401,7 +416,7 @@ class Discovery:
         for pid in program_ids:
             p = self.store.program(pid)
             have = {e.task for e in self.store.evaluations(pid) if e.split == HELD_OUT}
-            futs[pid] = {t: self.executor.submit(Job(space=self.space.name, source=p.source, task=t, seed=0,
+            futs[pid] = {t: self.executor.submit(Job(space=self.config.space, source=p.source, task=t, seed=0,
                                                      options=opts, tag=(pid, t)))
                          for t in self.space.held_out_tasks if t not in have}
         scores = {}

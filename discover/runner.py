@@ -188,7 +188,7 @@ def _reference_cache_dir() -> Path:
     return root / "reference"
 
 
-def _reference_eval(executor, space: Space, source: str, task: str, options: Mapping[str, Any]) -> "Future":
+def _reference_eval(executor, space: Space, space_spec: str, source: str, task: str, options: Mapping[str, Any]) -> "Future":
     """Evaluations of seeds that are not part of the run, cached on disk: they are
     deterministic and only serve the final comparison."""
     from concurrent.futures import Future
@@ -199,7 +199,7 @@ def _reference_eval(executor, space: Space, source: str, task: str, options: Map
         f: Future = Future()
         f.set_result(TaskResult.from_json(json.loads(path.read_text())))
         return f
-    fut = executor.submit(Job(space=space.name, source=source, task=task, options=dict(options)))
+    fut = executor.submit(Job(space=space_spec, source=source, task=task, options=dict(options)))
 
     def _save(done):
         r = done.result()
@@ -232,8 +232,8 @@ def summarize(space: Space, store, run, executor, config: RunConfig) -> dict[str
             rows.append({"name": name, "id": p.id, "score": p.score, "held_out_score": p.held_out_score,
                          "results": {(e.split, e.task): e.result for e in evs}})
         else:
-            futs = {(TRAIN, t): _reference_eval(executor, space, src, t, config.eval_options) for t in space.train_tasks}
-            futs.update({(HELD_OUT, t): _reference_eval(executor, space, src, t, config.eval_options)
+            futs = {(TRAIN, t): _reference_eval(executor, space, config.space, src, t, config.eval_options) for t in space.train_tasks}
+            futs.update({(HELD_OUT, t): _reference_eval(executor, space, config.space, src, t, config.eval_options)
                          for t in space.held_out_tasks})
             pending.append((name, futs))
     for name, futs in pending:
