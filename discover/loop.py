@@ -93,6 +93,9 @@ class Discovery:
         self._outcomes: list[EditOutcome] = []
         self._stop_reason: str | None = None
         self.long_every = 5
+        # Seconds the loop spent in generations, and blocked on train evaluations within
+        # them: the difference is the loop's own overhead (benchmarks/loop_overhead.py).
+        self.timings: dict[str, float] = {"generations": 0.0, "evaluation_wait": 0.0}
         self.max_barren_generations = 20
         self._barren = 0
 
@@ -142,7 +145,9 @@ class Discovery:
 
     def _finish(self, program, futures: dict[str, Future]) -> None:
         for task, fut in futures.items():
+            t0 = time.perf_counter()
             result: TaskResult = fut.result()
+            self.timings["evaluation_wait"] += time.perf_counter() - t0
             self.store.record_evaluation(program.id, task, 0, TRAIN, result, device="cpu")
         results = self._train_results(program.id)
         score = self.space.score(results)
@@ -435,7 +440,11 @@ class Discovery:
         self._on_progress(self.progress)
         self._resume_pending(pending)
         self._evaluate_seeds()
+        t0 = time.perf_counter()
+        wait0 = self.timings["evaluation_wait"]
         self._generations()
+        self.timings["generations"] += time.perf_counter() - t0
+        self.timings["generation_evaluation_wait"] = self.timings["evaluation_wait"] - wait0
         self._record_llm_calls({})  # the last reflections' calls
         self.progress.stop_reason = self._stop_reason
         self.progress.phase = "held-out evaluation"
