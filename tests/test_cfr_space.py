@@ -296,3 +296,23 @@ def test_cfr_plus_seed_scores_zero_at_1000_iterations_compiled(task):
     assert result.metrics["backend"] == "jax"
     assert result.metrics["score"] == 0.0
     assert [p[0] for p in result.curve] == log_checkpoints(1000)
+
+
+def test_fitness_prefers_robust_improvement_over_a_large_gain_on_one_game():
+    from discover.space import TaskResult
+    from search_spaces.cfr_variants import SPACE
+    from search_spaces.cfr_variants.scoring import balanced_fitness
+
+    def results(*scores):
+        return [TaskResult(status="ok", metrics={"score": s}) for s in scores]
+    # CFR+ against itself: 0.
+    assert SPACE.score(results(0.0, 0.0, 0.0, 0.0)) == 0.0
+    # Eleven decades on one small game do not buy a loss on another.
+    lopsided = SPACE.score(results(11.0, -0.3, 0.5, 0.2))
+    robust = SPACE.score(results(0.6, 0.3, 0.5, 0.2))
+    assert robust > lopsided
+    assert lopsided < (11.0 - 0.3 + 0.5 + 0.2) / 4  # the plain mean would have preferred it
+    # The formula: mean of gains capped at one decade, plus the weakest game.
+    assert balanced_fitness([2.0, 0.5, -0.1, 0.3]) == pytest.approx((1.0 + 0.5 - 0.1 + 0.3) / 4 - 0.1)
+    # A failed game makes the program fail.
+    assert SPACE.score(results(1.0, 1.0, 1.0) + [TaskResult.failure("invalid", "nan policy")]) == float("-inf")

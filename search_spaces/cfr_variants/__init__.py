@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -31,7 +32,7 @@ from search_spaces.cfr_variants.contract import DOC
 from search_spaces.cfr_variants.mechanisms import MECHANISMS
 from search_spaces.cfr_variants.probe import RULE_NAMES, fingerprint
 from search_spaces.cfr_variants.scoring import (
-    SCORE_START, reference_curve, relative_score, score_checkpoints)
+    SCORE_START, balanced_fitness, reference_curve, relative_score, score_checkpoints)
 
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds" / "cfr_variants"
 REFERENCE_SEED = "cfr_plus"
@@ -150,6 +151,14 @@ class CfrVariantsSpace(Space):
           ValueError: a function is missing, or an output has the wrong shape or is NaN.
         """
         return fingerprint(namespace)
+
+    def score(self, results) -> float:
+        """The program's fitness over its tasks: ``scoring.balanced_fitness`` of the
+        per-game scores; -inf if any task failed."""
+        from discover.space import aggregate_score
+        if not math.isfinite(aggregate_score(results)):
+            return -math.inf
+        return balanced_fitness([r.metrics["score"] for r in results])
 
     def task_label(self, task: str) -> str:
         """``kuhn_poker(players=3)`` → ``kuhn-3p``, the Goofspiel wrapper → ``goofspiel-4``,

@@ -39,6 +39,7 @@ from evaluators.cfr import log_checkpoints, run_cfr
 from evaluators.games import cache_dir, canonical_game_string
 
 SCORE_START = 10           # first checkpoint that counts
+GAIN_CAP = 1.0             # decades of improvement a single game can contribute to the fitness
 EXPLOITABILITY_FLOOR = 1e-15  # exploitabilities are floored here before taking ratios
 
 _REFERENCE: dict[tuple, list[tuple[int, float]]] = {}
@@ -142,3 +143,21 @@ def reference_curve(rules: Mapping[str, Callable], source: str, game: str, itera
         _write(path, key, curve)
     _REFERENCE[memo] = curve
     return curve
+
+
+def balanced_fitness(game_scores: Sequence[float]) -> float:
+    """The program's fitness from its per-game scores ``s_g``:
+
+        mean_g min(s_g, GAIN_CAP) + min_g s_g
+
+    Why not the plain mean: the train games differ wildly in how far below CFR+ a rule can
+    push exploitability (on 4-card Goofspiel predictive rules reach 1e-15, eleven decades
+    under CFR+, while Leduc moves by fractions of a decade), so a mean is ruled by the
+    smallest games and rewards rules that are worse than CFR+ on Leduc. Capping each game's
+    gain at one decade and adding the weakest game makes the fitness prefer rules that
+    beat CFR+ everywhere. It is 0 for CFR+ itself, and -inf when any game is -inf.
+    """
+    scores = [float(s) for s in game_scores]
+    if not scores or any(math.isnan(s) for s in scores):
+        return -math.inf
+    return sum(min(s, GAIN_CAP) for s in scores) / len(scores) + min(scores)
