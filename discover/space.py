@@ -127,14 +127,18 @@ class Space:
 
     def evaluate(self, source: str, task: str, seed: int = 0, **options: Any) -> TaskResult:
         """Scores ``source`` on one task. Runs inside an isolated worker; may raise for
-        candidate errors (the executor turns exceptions into ``error`` results)."""
-        raise NotImplementedError
+        candidate errors (the executor turns exceptions into ``error`` results).
+        Every space that is run overrides it."""
+        raise NotImplementedError(f"space {self.name!r} does not define evaluate()")
 
-    def probe(self, namespace: Mapping[str, Any]):
-        """The candidate's outputs on fixed probe inputs, as a 1-D float array: its
-        behavioural fingerprint for the ε-net. Two programs that compute the same
-        function give the same fingerprint. Raises if the candidate fails on the probes."""
-        raise NotImplementedError
+    # A space without behavioural probes leaves ``probe`` as None: the ε-net then falls
+    # back to the program's normalised code text (``discover.probe``).
+    probe = None
+    # def probe(self, namespace: Mapping[str, Any]) -> np.ndarray:
+    #     The candidate's outputs on fixed probe inputs, as a 1-D float array: its
+    #     behavioural fingerprint for the ε-net. Two programs that compute the same
+    #     function give the same fingerprint. Raises ValueError if the candidate fails
+    #     on the probes.
 
     def score(self, results: Sequence[TaskResult]) -> float:
         return aggregate_score(results)

@@ -63,3 +63,12 @@ def test_stochastic_space_reevaluates_top_before_trusting_it():
     sel.tell(1, 0.6)
     assert sel.needs_reevaluation() == []
     assert sel.mean(1) == pytest.approx((0.9 + 0.5 + 0.6) / 3)
+
+
+def test_code_text_fallback_fingerprint_merges_formatting_only_differences():
+    from discover.probe import code_fingerprint
+    a = "# EVOLVE-BLOCK-START\ndef f(x):\n    return x * 2  # double\n# EVOLVE-BLOCK-END\n"
+    b = "# EVOLVE-BLOCK-START\ndef f(x):\n\n    return x*2\n# EVOLVE-BLOCK-END\n"
+    c = "# EVOLVE-BLOCK-START\ndef f(x):\n    return x * 3\n# EVOLVE-BLOCK-END\n"
+    assert relative_distance(np.array(code_fingerprint(a)), np.array(code_fingerprint(b))) == 0.0
+    assert relative_distance(np.array(code_fingerprint(a)), np.array(code_fingerprint(c))) > 1e-3
