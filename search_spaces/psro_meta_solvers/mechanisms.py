@@ -119,10 +119,10 @@ def _prd_average(payoffs):
     totals = [m.copy() for m in mixtures]
     for _ in range(PRD_ITERATIONS):
         updated = []
-        for p, n in enumerate(sizes):
+        for p in range(len(sizes)):
             values = _expected_payoffs(tables, mixtures, p)
             step = mixtures[p] + PRD_DT * mixtures[p] * (values - values @ mixtures[p])
-            updated.append(_prd_project(step, PRD_GAMMA / n))
+            updated.append(_prd_project(step, PRD_GAMMA))
         mixtures = updated
         for p in range(len(sizes)):
             totals[p] += mixtures[p]

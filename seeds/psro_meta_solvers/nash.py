@@ -18,9 +18,10 @@ simultaneous updates), which approach a coarse correlated equilibrium's marginal
 """
 
 import numpy as np
-from scipy.optimize import linprog
 
 # EVOLVE-BLOCK-START
+from scipy.optimize import linprog
+
 FALLBACK_ITERATIONS = 1000
 
 

@@ -7,8 +7,8 @@ Lanctot et al., "A Unified Game-Theoretic Approach to Multiagent Reinforcement L
 2. ITERATIONS Euler steps of the replicator dynamics, every player at once:
    x <- x + DT * x * (u - x.u), with u the expected payoff of each policy against the
    others' current mixtures; then project x onto the simplex whose entries are at least
-   GAMMA / n (Euclidean projection), so that no policy's weight dies out and the
-   dynamics keep exploring.
+   GAMMA (Euclidean projection, as OpenSpiel's projected_replicator_dynamics), so that
+   no policy's weight dies out and the dynamics keep exploring.
 3. Return the average of all mixtures visited.
 
 OpenSpiel takes 100,000 steps of size 0.001; here 1,000 steps of 0.01 keep an evaluation
@@ -56,10 +56,10 @@ def _replicator_dynamics(payoffs, iterations):
     totals = [m.copy() for m in mixtures]
     for _ in range(iterations):
         updated = []
-        for p, n in enumerate(sizes):
+        for p in range(len(sizes)):
             values = _expected_payoffs(tables, mixtures, p)
             step = mixtures[p] + DT * mixtures[p] * (values - values @ mixtures[p])
-            updated.append(_project(step, GAMMA / n))
+            updated.append(_project(step, GAMMA))
         mixtures = updated
         for p in range(len(sizes)):
             totals[p] += mixtures[p]
