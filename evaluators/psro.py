@@ -68,7 +68,7 @@ TIE_TOL = 1e-12
 # The payoff tensor is allocated for the whole run up front; refuse runs above this.
 MAX_PAYOFF_BYTES = 1 << 30
 
-__all__ = ["InvalidCandidate", "PsroRun", "run_psro", "mixture_policy", "member_reaches",
+__all__ = ["InvalidCandidate", "PsroRun", "Population", "run_psro", "mixture_policy", "member_reaches",
            "terminal_weights", "payoff_slab", "payoff_tensor", "check_mixtures",
            "log_checkpoints", "TIE_TOL"]
 
@@ -294,13 +294,83 @@ def _call(solver: MetaSolver, who: str, payoffs: np.ndarray, iteration: int,
 # The loop
 
 
-def _allocate(arrays: GameArrays, capacity: int) -> np.ndarray:
-    shape = (capacity,) * arrays.num_players + (arrays.num_players,)
-    size = 8 * int(np.prod(shape, dtype=np.float64))
-    if size > MAX_PAYOFF_BYTES:
-        raise ValueError(f"A {arrays.num_players}-player payoff tensor for {capacity} policies "
-                         f"per player needs {size / 2**30:.1f} GiB; run fewer iterations.")
-    return np.zeros(shape)
+class Population:
+    """The growing populations of one PSRO run and their exact payoff tensor.
+
+    Storage for ``capacity`` policies per player is allocated up front; all players grow
+    together (PSRO adds one policy per player per iteration).
+
+    Attributes:
+      arrays: the game.
+      size: policies per player so far.
+      policies: per player ``[capacity, I_p, A]`` (rows ``:size`` are filled).
+      infoset_reach: per player ``[capacity, I_p]``, each member's own reach of each
+        information set (for realisation-equivalent mixing).
+      terminal_reach: per player ``[capacity, Z]``, each member's own reach of each terminal.
+      payoff_table: ``[capacity] * P + [P]``; the block ``[:size] * P`` is exact.
+    """
+
+    def __init__(self, arrays: GameArrays, capacity: int):
+        num_players = arrays.num_players
+        shape = (capacity,) * num_players + (num_players,)
+        nbytes = 8 * int(np.prod(shape, dtype=np.float64))
+        if nbytes > MAX_PAYOFF_BYTES:
+            raise ValueError(f"A {num_players}-player payoff tensor for {capacity} policies "
+                             f"per player needs {nbytes / 2**30:.1f} GiB; run fewer iterations.")
+        self.arrays = arrays
+        self.capacity = capacity
+        self.size = 0
+        self.weights = terminal_weights(arrays)
+        num_terminals = self.weights.shape[0]
+        self.payoff_table = np.zeros(shape)
+        self.policies = [np.zeros((capacity,) + legal.shape) for legal in arrays.legal]
+        self.infoset_reach = [np.zeros((capacity, legal.shape[0])) for legal in arrays.legal]
+        self.terminal_reach = [np.zeros((capacity, num_terminals)) for _ in range(num_players)]
+
+    def payoffs(self) -> np.ndarray:
+        """The exact payoff tensor of the current populations (a view)."""
+        return self.payoff_table[(slice(0, self.size),) * self.arrays.num_players]
+
+    def add(self, profile: Sequence[np.ndarray]) -> None:
+        """Adds ``profile[p]`` to every player p's population and the new payoff entries."""
+        if self.size >= self.capacity:
+            raise ValueError(f"The populations are full ({self.capacity} policies per player).")
+        num_players, index = self.arrays.num_players, self.size
+        terminal, infoset = member_reaches(self.arrays, profile)
+        for p in range(num_players):
+            self.policies[p][index] = profile[p]
+            self.terminal_reach[p][index] = terminal[p]
+            self.infoset_reach[p][index] = infoset[p]
+        # The new entries are the profiles with some index equal to ``index``: for player
+        # p, those with j_p = index, j_q < index for q < p and j_q <= index for q > p
+        # (a partition, so every entry is written once).
+        for p in range(num_players):
+            reaches = [self.terminal_reach[q][:index] if q < p else self.terminal_reach[q][:index + 1]
+                       for q in range(num_players)]
+            reaches[p] = self.terminal_reach[p][index:index + 1]
+            block = tuple(slice(0, index) if q < p else slice(0, index + 1)
+                          for q in range(num_players))
+            block = block[:p] + (slice(index, index + 1),) + block[p + 1:]
+            self.payoff_table[block] = payoff_slab(self.weights, reaches)
+        self.size += 1
+
+    def play(self, mixtures: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per player, the behavioural policy realisation-equivalent to its mixture."""
+        n = self.size
+        return [mixture_policy(self.policies[p][:n], self.infoset_reach[p][:n], mixtures[p],
+                               self.arrays.legal[p])
+                for p in range(self.arrays.num_players)]
+
+    def best_responses(self, mixtures: Sequence[np.ndarray], tie_tol: float = TIE_TOL
+                       ) -> list[np.ndarray]:
+        """Every player's exact best response to the others' mixtures (ties split evenly)."""
+        played = self.play(mixtures)
+        return [br.best_response_policy(self.arrays, played, p, tie_tol=tie_tol)
+                for p in range(self.arrays.num_players)]
+
+    def exploitability(self, mixtures: Sequence[np.ndarray]) -> float:
+        """NashConv / P of the mixtures, played as behavioural policies."""
+        return float(br.evaluate(self.arrays, self.play(mixtures)).exploitability)
 
 
 def run_psro(meta_solver_train: MetaSolver, meta_solver_eval: MetaSolver,
@@ -337,65 +407,29 @@ def run_psro(meta_solver_train: MetaSolver, meta_solver_eval: MetaSolver,
                                       else log_checkpoints(iterations))} | {iterations})
     if marks[0] < 1 or marks[-1] > iterations:
         raise ValueError(f"checkpoints must lie in 1..{iterations}, got {marks}.")
-    num_players, capacity = arrays.num_players, iterations + 1
-    payoffs = _allocate(arrays, capacity)
-    weights = terminal_weights(arrays)
-    num_terminals = weights.shape[0]
-    policies = [np.zeros((capacity,) + legal.shape) for legal in arrays.legal]
-    term_reach = [np.zeros((capacity, num_terminals)) for _ in range(num_players)]
-    info_reach = [np.zeros((capacity, legal.shape[0])) for legal in arrays.legal]
-
-    def add_members(index: int, profile: Sequence[np.ndarray]) -> None:
-        terminal, infoset = member_reaches(arrays, profile)
-        for p in range(num_players):
-            policies[p][index] = profile[p]
-            term_reach[p][index] = terminal[p]
-            info_reach[p][index] = infoset[p]
-        # The new entries are the profiles with some index equal to ``index``: for player
-        # p, those with j_p = index, j_q < index for q < p and j_q <= index for q > p
-        # (a partition, so every entry is written once).
-        for p in range(num_players):
-            parts = [term_reach[q][:index] if q < p else term_reach[q][:index + 1]
-                     for q in range(num_players)]
-            parts[p] = term_reach[p][index:index + 1]
-            block = tuple(slice(0, index) if q < p else slice(0, index + 1)
-                          for q in range(num_players))
-            block = block[:p] + (slice(index, index + 1),) + block[p + 1:]
-            payoffs[block] = payoff_slab(weights, parts)
-
-    def mixtures_as_policies(mixtures: Sequence[np.ndarray], n: int) -> list[np.ndarray]:
-        return [mixture_policy(policies[p][:n], info_reach[p][:n], mixtures[p], arrays.legal[p])
-                for p in range(num_players)]
-
-    add_members(0, uniform_policies(arrays))
+    population = Population(arrays, iterations + 1)
+    population.add(uniform_policies(arrays))
     train_state: dict = {}
     eval_state: dict = {}
     solver_time = 0.0
     curve: list[tuple[int, float]] = []
     train_history: list[list[np.ndarray]] = []
     eval_mixtures: list[np.ndarray] = []
-    marks_left = set(marks)
     for t in range(1, iterations + 1):
-        n = t
-        view = payoffs[(slice(0, n),) * num_players]
-        mixtures, train_state, spent = _call(meta_solver_train, "train_meta_solver", view, t,
-                                             train_state)
+        mixtures, train_state, spent = _call(meta_solver_train, "train_meta_solver",
+                                             population.payoffs(), t, train_state)
         solver_time += spent
         train_history.append(mixtures)
-        played = mixtures_as_policies(mixtures, n)
-        responses = [br.best_response_policy(arrays, played, p, tie_tol=tie_tol)
-                     for p in range(num_players)]
-        add_members(n, responses)
-        if t in marks_left:
-            view = payoffs[(slice(0, n + 1),) * num_players]
-            eval_mixtures, eval_state, spent = _call(meta_solver_eval, "eval_meta_solver", view,
-                                                     t, eval_state)
+        population.add(population.best_responses(mixtures, tie_tol))
+        if t in marks:
+            eval_mixtures, eval_state, spent = _call(meta_solver_eval, "eval_meta_solver",
+                                                     population.payoffs(), t, eval_state)
             solver_time += spent
-            measured = mixtures_as_policies(eval_mixtures, n + 1)
-            curve.append((t, float(br.evaluate(arrays, measured).exploitability)))
-    n = iterations + 1
+            curve.append((t, population.exploitability(eval_mixtures)))
+    n = population.size
     return PsroRun(
         game=arrays.game_string, iterations=iterations, curve=curve,
-        payoffs=payoffs.copy(), populations=[pi[:n].copy() for pi in policies],
+        payoffs=population.payoffs().copy(),
+        populations=[pi[:n].copy() for pi in population.policies],
         eval_mixtures=eval_mixtures, train_mixtures=train_history,
         meta_solver_time=solver_time, wall_time=time.perf_counter() - begin)
