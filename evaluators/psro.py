@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -112,6 +113,12 @@ class PsroRun:
 # Exact payoffs
 
 
+@lru_cache(maxsize=16)
+def _tables(arrays: GameArrays):
+    """The best-response module's pass tables for ``arrays``, built once per game."""
+    return br.tables(arrays)
+
+
 def _terminals(arrays: GameArrays) -> np.ndarray:
     return np.flatnonzero(arrays.player == TERMINAL)
 
@@ -133,7 +140,7 @@ def member_reaches(arrays: GameArrays, profile: Sequence[np.ndarray]):
       p's own reach of each of its information sets (the same at all their nodes, by
       perfect recall).
     """
-    t = br._numpy_tables(arrays)
+    t = _tables(arrays)
     ep = br.edge_probs(np, t, profile)
     reach = br.reach_factors(np, arrays, t, ep)
     terminal = reach[_terminals(arrays), :arrays.num_players].T.copy()
@@ -143,7 +150,7 @@ def member_reaches(arrays: GameArrays, profile: Sequence[np.ndarray]):
 
 def terminal_weights(arrays: GameArrays) -> np.ndarray:
     """[Z, P] chance's reach of each terminal times the players' utilities there."""
-    t = br._numpy_tables(arrays)
+    t = _tables(arrays)
     ep = br.edge_probs(np, t, uniform_policies(arrays))
     chance = br.reach_factors(np, arrays, t, ep)[:, arrays.num_players]
     z = _terminals(arrays)
