@@ -26,7 +26,9 @@ class CliError(Exception):
 
 
 def _console() -> Console:
-    return Console(stderr=False, highlight=False, soft_wrap=True)
+    # Piped into a log, rich would assume 80 columns and cut the summary's numbers.
+    width = None if sys.stdout.isatty() else 200
+    return Console(stderr=False, highlight=False, soft_wrap=True, width=width)
 
 
 def _fmt(x: float | None, spec: str = ".3g") -> str:
