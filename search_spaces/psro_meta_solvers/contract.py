@@ -118,7 +118,7 @@ Held-out games (4-player Kuhn poker with T = 12, 5-card Goofspiel and Liar's Dic
   over an inner loop); softmax over payoffs against the current mixtures (smoothed best
   response); SHOR-PSRO's blend of optimistic regret matching with such a softmax, annealed
   over iterations, averaging at training time and the last iterate at evaluation time.
-- Payoff scales differ between games (Leduc poker's payoffs reach ±13, Goofspiel's and Liar's
-  Dice's ±1): normalise step sizes (e.g. by the largest absolute gain) rather than tuning
-  them to one game.
+- Payoff scales differ between games (Leduc poker's payoffs reach ±13, Goofspiel's and
+  Liar's Dice's ±1): normalise step sizes (e.g. by the largest absolute gain) rather than
+  tuning them to one game.
 """
