@@ -169,7 +169,12 @@ def test_shutdown_without_waiting_stops_running_and_cancels_queued_jobs(cache_di
     ex = LocalExecutor(workers=1, time_limit=30.0, memory_limit_mb=512, cache_dirs=[cache_dir])
     running = ex.submit(Job(TOY, hostile("infinite_loop"), "1"))
     queued = ex.submit(Job(TOY, GOOD, "1"))
-    time.sleep(0.5)
+    # Wait until the worker has taken the first job (a loaded machine starts workers slowly).
+    deadline = time.monotonic() + 60
+    while not running.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running.running()
+    time.sleep(0.3)
     start = time.monotonic()
     ex.shutdown(wait=False)
     assert time.monotonic() - start < 5
