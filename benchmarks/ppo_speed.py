@@ -8,8 +8,9 @@ amount of work as ours (its final evaluation excepted: ours also runs
 ``eval_episodes`` evaluation episodes per seed after training, which this counts against it).
 
 Both are compiled with the same XLA options and timed after compilation; each figure is the
-median of ``--repeats`` runs of the compiled call on the same keys. Steps per second count
-training environment steps of all seeds together.
+median of ``--repeats`` runs of the compiled call on the same keys, ours and the reference
+alternating. Steps per second count training environment steps of all seeds together, per
+wall-clock second and per second of process CPU time (steadier on a shared machine).
 
     python benchmarks/ppo_speed.py                      # CartPole-v1, 5e5 steps, seeds 1,4,16
     python benchmarks/ppo_speed.py --env Breakout-MinAtar --timesteps 2e5 --seeds 1,4
@@ -18,6 +19,8 @@ training environment steps of all seeds together.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import time
 
@@ -160,18 +163,22 @@ def reference_config(c: ppo.PPOConfig) -> dict:
 
 
 # ----------------------------------------------------------------------------- timing
-def _time(train, num_seeds: int, repeats: int, compiler_options) -> tuple[float, float]:
-    """(compile seconds, median run seconds) of ``jit(vmap(train))`` on ``num_seeds`` keys."""
-    keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _compile(train, keys, compiler_options):
     start = time.perf_counter()
     compiled = jax.jit(jax.vmap(train), compiler_options=compiler_options).lower(keys).compile()
-    compile_s = time.perf_counter() - start
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(keys))
-        runs.append(time.perf_counter() - start)
-    return compile_s, statistics.median(runs)
+    return compiled, time.perf_counter() - start
+
+
+def _run(compiled, keys) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one run of a compiled trainer."""
+    wall, cpu = time.perf_counter(), _cpu_seconds()
+    jax.block_until_ready(compiled(keys))
+    return time.perf_counter() - wall, _cpu_seconds() - cpu
 
 
 def main(argv=None) -> None:
@@ -190,23 +197,33 @@ def main(argv=None) -> None:
     options = {} if args.default_xla else dict(ppo.COMPILER_OPTIONS)
     steps = config.num_updates * config.batch_size
     print(f"{args.env}: {steps} steps per seed, {config.num_envs} envs x {config.num_steps} steps, "
-          f"XLA options {options or 'default'}, median of {args.repeats}, {jax.devices()[0].platform}")
+          f"XLA options {options or 'default'}, median of {args.repeats}, {jax.devices()[0].platform}, "
+          f"{os.cpu_count()} CPUs")
     rows = []
     with jax.enable_x64(False):
         for n in seeds:
-            ours = _time(ppo.make_train(config), n, args.repeats, options)
-            ref = _time(make_reference_train(reference_config(config)), n, args.repeats, options)
-            rows.append((n, ours, ref))
+            keys = jax.random.split(jax.random.PRNGKey(0), n)
+            ours, ours_compile = _compile(ppo.make_train(config), keys, options)
+            ref, ref_compile = _compile(make_reference_train(reference_config(config)), keys, options)
+            timings = {"ours": [], "ref": []}
+            for _ in range(args.repeats):  # alternate, so load changes hit both alike
+                timings["ours"].append(_run(ours, keys))
+                timings["ref"].append(_run(ref, keys))
+            med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+                   for k, v in timings.items()}
+            rows.append((n, ours_compile, med["ours"], ref_compile, med["ref"]))
             print(f"  {n} seeds done", flush=True)
-    base_ours, base_ref = rows[0][1][1] / rows[0][0], rows[0][2][1] / rows[0][0]
-    print(f"\n{'seeds':>5} | {'ours compile s':>14} | {'ours steps/s':>12} | {'scaling':>7} | "
-          f"{'ref compile s':>13} | {'ref steps/s':>11} | {'scaling':>7} | {'ours/ref':>8}")
-    print("-" * 99)
-    for n, (oc, orun), (rc, rrun) in rows:
-        o_sps, r_sps = n * steps / orun, n * steps / rrun
-        print(f"{n:>5} | {oc:>14.1f} | {o_sps:>12,.0f} | {base_ours * n / orun:>6.2f}x | "
-              f"{rc:>13.1f} | {r_sps:>11,.0f} | {base_ref * n / rrun:>6.2f}x | {o_sps / r_sps:>8.2f}")
-    print("\nscaling: steps/s relative to the first row (ideal = number of seeds / first row's).")
+    n0, _, (o0, _), _, (r0, _) = rows[0]
+    print(f"\n{'seeds':>5} | {'ours: compile s':>15} {'steps/s':>9} {'steps/cpu-s':>11} {'scaling':>7} | "
+          f"{'ref: compile s':>14} {'steps/s':>9} {'steps/cpu-s':>11} {'scaling':>7} | {'ours/ref':>8}")
+    print("-" * 112)
+    for n, oc, (ow, ocpu), rc, (rw, rcpu) in rows:
+        work = n * steps
+        print(f"{n:>5} | {oc:>15.1f} {work / ow:>9,.0f} {work / ocpu:>11,.0f} {(work / ow) / (n0 * steps / o0):>6.2f}x | "
+              f"{rc:>14.1f} {work / rw:>9,.0f} {work / rcpu:>11,.0f} {(work / rw) / (n0 * steps / r0):>6.2f}x | "
+              f"{rw / ow:>8.2f}")
+    print("\nsteps/s: training environment steps of all seeds per wall-clock second; steps/cpu-s: per second of\n"
+          "process CPU time (all threads), steadier on a shared machine; scaling: steps/s relative to the first row.")
 
 
 if __name__ == "__main__":

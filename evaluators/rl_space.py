@@ -28,21 +28,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from discover.space import INVALID, OK, Space, TaskResult
-
-if TYPE_CHECKING:
-    from evaluators import ppo
-
-# JAX, gymnax and flax take seconds to import: they are imported where a candidate is
-# checked, probed or trained, so listing the spaces stays instant.
+# Imported with the space, not at its first evaluation: an executor worker imports the space
+# before it snapshots its process state, and importing gymnax sets an environment variable
+# (PYGAME_HIDE_SUPPORT_PROMPT), which during a job would make the worker replace itself.
+from evaluators import ppo
 
 # Environment steps per seed for each task on a CPU: the purejaxrl budget for the classic
 # tasks; MinAtar's 1e7 is cut to what one evaluation can afford here.
@@ -104,10 +103,11 @@ def probe_grid() -> tuple[np.ndarray, np.ndarray]:
     return r.ravel(), a.ravel()
 
 
-def _call_drift(drift4: "ppo.DriftFn", ratio, advantage, progress: float, horizon: float) -> np.ndarray:
-    import jax.numpy as jnp
-    out = drift4(jnp.asarray(ratio, jnp.float32), jnp.asarray(advantage, jnp.float32),
-                 jnp.float32(progress), jnp.float32(horizon))
+def _call_drift(drift4: ppo.DriftFn, ratio, advantage, progress: float, horizon: float) -> np.ndarray:
+    # Under jit, as in training: the candidate is only traced, and compilation (with its
+    # compilation-cache writes) happens in harness code, not while candidate code runs.
+    out = jax.jit(drift4)(jnp.asarray(ratio, jnp.float32), jnp.asarray(advantage, jnp.float32),
+                          jnp.float32(progress), jnp.float32(horizon))
     try:
         out = np.asarray(out, dtype=np.float64)
     except (TypeError, ValueError) as e:
@@ -118,7 +118,7 @@ def _call_drift(drift4: "ppo.DriftFn", ratio, advantage, progress: float, horizo
     return out
 
 
-def check_drift(drift4: "ppo.DriftFn", progresses=(0.0,), horizon: float = PROBE_HORIZON) -> None:
+def check_drift(drift4: ppo.DriftFn, progresses=(0.0,), horizon: float = PROBE_HORIZON) -> None:
     """Raises ``CandidateError`` naming the first failed drift check and where it failed.
 
     Checks on the probe grid, for each progress value: finite values of the right shape;
@@ -126,13 +126,12 @@ def check_drift(drift4: "ppo.DriftFn", progresses=(0.0,), horizon: float = PROBE
     the ratios). Tolerance ``DRIFT_TOLERANCE·max(1, |A|)`` absorbs float32 rounding.
     (Kuba et al. 2022, mirror learning: these make r·A − D a valid drift objective.)
     """
-    import jax
-    import jax.numpy as jnp
     ratio, adv = probe_grid()
     tol = DRIFT_TOLERANCE * np.maximum(1.0, np.abs(adv))
     ones = np.ones_like(np.asarray(PROBE_ADVANTAGES, np.float32))
     at_one = np.asarray(PROBE_ADVANTAGES, np.float32)
     tol_one = DRIFT_TOLERANCE * np.maximum(1.0, np.abs(at_one))
+    slope = jax.jit(jax.grad(lambda r, a, p, n: jnp.sum(drift4(r, a, p, n))))
     with jax.enable_x64(False):
         for p in progresses:
             where = f", progress {p:g}" if len(progresses) > 1 else ""
@@ -151,8 +150,7 @@ def check_drift(drift4: "ppo.DriftFn", progresses=(0.0,), horizon: float = PROBE
             if off.any():
                 i = int(np.argmax(np.abs(d1) - tol_one))
                 raise CandidateError(f"drift check failed: D(1, A) = 0 violated, D = {d1[i]:.4g} at A = {at_one[i]:g}{where}")
-            grad = jax.grad(lambda r: jnp.sum(drift4(r, jnp.asarray(at_one), jnp.float32(p), jnp.float32(horizon))))(
-                jnp.asarray(ones))
+            grad = slope(jnp.asarray(ones), jnp.asarray(at_one), jnp.float32(p), jnp.float32(horizon))
             grad = np.asarray(grad, np.float64)
             if not np.all(np.isfinite(grad)):
                 i = int(np.argmax(~np.isfinite(grad)))
@@ -164,9 +162,8 @@ def check_drift(drift4: "ppo.DriftFn", progresses=(0.0,), horizon: float = PROBE
                                      f"at A = {at_one[i]:g}{where}")
 
 
-def drift_fingerprint(drift4: "ppo.DriftFn", progresses=(0.0,)) -> np.ndarray:
+def drift_fingerprint(drift4: ppo.DriftFn, progresses=(0.0,)) -> np.ndarray:
     """D on the probe grid for each progress value, flattened (float64)."""
-    import jax
     ratio, adv = probe_grid()
     with jax.enable_x64(False):
         parts = [_call_drift(drift4, ratio, adv, p, PROBE_HORIZON) for p in progresses]
@@ -194,11 +191,10 @@ def advantage_probe_inputs(settings=((0.99, 0.95), (0.9, 0.5))):
 def run_advantage_rule(rule: Callable, rewards, values, dones, last_value, gamma, lam) -> tuple[np.ndarray, np.ndarray]:
     """Calls an advantage rule in float32 and checks its outputs: a pair of finite
     ``[T, E]`` arrays. Raises ``CandidateError`` otherwise."""
-    import jax
-    import jax.numpy as jnp
     with jax.enable_x64(False):
-        out = rule(jnp.asarray(rewards), jnp.asarray(values), jnp.asarray(dones), jnp.asarray(last_value),
-                   gamma, lam)
+        # Under jit, as in training (see _call_drift); γ and λ are constants, as there.
+        out = jax.jit(rule, static_argnums=(4, 5))(jnp.asarray(rewards), jnp.asarray(values), jnp.asarray(dones),
+                                                   jnp.asarray(last_value), gamma, lam)
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise CandidateError(f"advantages must return a pair (advantages, targets), got {type(out).__name__}")
         arrays = []
@@ -220,22 +216,59 @@ def cache_root() -> Path:
     return Path(os.environ.get("DISCOVER_CACHE", "runs/cache"))
 
 
+COMPILATION_CACHE_BYTES = 2 * 1024 ** 3
+
+
+def _prune(directory: Path, max_bytes: int) -> None:
+    """Deletes the least recently modified files of ``directory`` until it holds at most
+    ``max_bytes``."""
+    files = []
+    for f in directory.iterdir():
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        files.append((st.st_mtime, st.st_size, f))
+    total = sum(size for _, size, _ in files)
+    for _, size, f in sorted(files, key=lambda x: x[0]):
+        if total <= max_bytes:
+            break
+        try:
+            f.unlink()
+            total -= size
+        except OSError:
+            pass
+
+
 def enable_compilation_cache() -> None:
     """Points JAX's persistent compilation cache at ``<cache root>/jax`` unless the process
-    already uses one. Re-evaluating a program on new seeds, and every PPO-equivalent
-    program, then skips compilation (measured: a tiny CartPole run, 6.9 s cold, 1.5 s warm).
-    The cache keeps at most 2 GiB, least recently used entries evicted first."""
-    import jax
+    already uses one. Re-evaluating a program on new seeds, and every program that compiles
+    to the reference's computation, then skips compilation (measured: a tiny CartPole run,
+    6.9 s cold, 1.5 s warm).
+
+    Written for the sandboxed executor, which refuses file writes made while candidate code
+    is on the stack and replaces a worker whose ``jax.config`` changed during a job:
+    - called when this module is imported, i.e. before a worker snapshots its state;
+    - ``jax.config`` rather than ``JAX_COMPILATION_CACHE_DIR``, which child processes would
+      inherit although a worker's writable cache directory may differ from its parent's;
+    - the cache is opened here (one trivial compilation), in harness code, so its directory
+      is not created on the first compilation, which may come from candidate code;
+    - JAX's own size limit is left off: with it, every cache lookup (every compilation,
+      candidate-triggered ones included) takes a lock file. Instead the directory is pruned
+      here to ``COMPILATION_CACHE_BYTES``, oldest files first. Only compilations of at least
+      a second are stored, and the evaluator's happen outside candidate code.
+    """
     if jax.config.jax_compilation_cache_dir:
         return
-    jax.config.update("jax_compilation_cache_dir", str(cache_root() / "jax"))
-    if jax.config.jax_compilation_cache_max_size < 0:
-        jax.config.update("jax_compilation_cache_max_size", 2 * 1024 ** 3)
+    directory = (cache_root() / "jax").resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    _prune(directory, COMPILATION_CACHE_BYTES)
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.jit(jnp.negative)(1.0).block_until_ready()
 
 
-def _reference_path(config: "ppo.PPOConfig", num_seeds: int) -> Path:
-    import jax
-    import gymnax
+def _reference_path(config: ppo.PPOConfig, num_seeds: int) -> Path:
+    import gymnax  # already imported by evaluators.ppo
     ident = {"config": dataclasses.asdict(config), "num_seeds": num_seeds, "seed": REFERENCE_SEED,
              "version": REFERENCE_VERSION, "jax": jax.__version__,
              "gymnax": getattr(gymnax, "__version__", "1.0.1")}
@@ -244,12 +277,10 @@ def _reference_path(config: "ppo.PPOConfig", num_seeds: int) -> Path:
     return cache_root() / "ppo_reference" / name
 
 
-def reference_returns(config: "ppo.PPOConfig", num_seeds: int) -> dict[str, float]:
+def reference_returns(config: ppo.PPOConfig, num_seeds: int) -> dict[str, float]:
     """``{"ppo": R_PPO, "random": R_random}`` for ``config``, from the disk cache or computed
     (PPO with ``evaluators.ppo.PPO`` on seeds ``split(PRNGKey(REFERENCE_SEED), num_seeds)``;
     the random policy on ``num_seeds·eval_episodes`` episodes) and cached atomically."""
-    import jax
-    from evaluators import ppo
     path = _reference_path(config, num_seeds)
     if path.exists():
         try:
@@ -304,16 +335,15 @@ class PolicyObjectiveSpace(Space):
     held_out_tasks = HELD_OUT_TASKS
     stochastic = True
 
-    def objective(self, namespace: Mapping[str, Any]) -> "ppo.Objective":
+    def objective(self, namespace: Mapping[str, Any]) -> ppo.Objective:
         raise NotImplementedError
 
-    def check(self, namespace: Mapping[str, Any], config: "ppo.PPOConfig") -> None:
+    def check(self, namespace: Mapping[str, Any], config: ppo.PPOConfig) -> None:
         """Raises ``CandidateError`` if the candidate breaks the contract on the probes."""
         raise NotImplementedError
 
-    def task_config(self, task: str, options: Mapping[str, Any]) -> "tuple[ppo.PPOConfig, int]":
+    def task_config(self, task: str, options: Mapping[str, Any]) -> tuple[ppo.PPOConfig, int]:
         """``(PPOConfig, num_seeds)`` of ``task`` with the evaluation options applied."""
-        from evaluators import ppo
         if task not in DEFAULT_TIMESTEPS:
             raise ValueError(f"unknown task {task!r} for space {self.name}; tasks are "
                              f"{', '.join(DEFAULT_TIMESTEPS)}")
@@ -330,7 +360,6 @@ class PolicyObjectiveSpace(Space):
         return ppo.PPOConfig.for_env(task, **overrides), num_seeds
 
     def evaluate(self, source: str, task: str, seed: int = 0, **options: Any) -> TaskResult:
-        from evaluators import ppo
         start = time.perf_counter()
         config, num_seeds = self.task_config(task, options)
         enable_compilation_cache()
@@ -373,11 +402,10 @@ class DriftSpace(PolicyObjectiveSpace):
     required_functions = ("drift",)
     progresses: tuple[float, ...] = (0.0,)
 
-    def drift4(self, namespace: Mapping[str, Any]) -> "ppo.DriftFn":
+    def drift4(self, namespace: Mapping[str, Any]) -> ppo.DriftFn:
         raise NotImplementedError
 
     def objective(self, namespace):
-        from evaluators import ppo
         return ppo.Objective(drift=self.drift4(namespace), advantages=ppo.gae)
 
     def check(self, namespace, config):
@@ -385,3 +413,7 @@ class DriftSpace(PolicyObjectiveSpace):
 
     def probe(self, namespace):
         return drift_fingerprint(self.drift4(namespace), self.progresses)
+
+
+# At import, so that an executor worker's snapshot of its process state already includes it.
+enable_compilation_cache()

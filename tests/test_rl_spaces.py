@@ -1,6 +1,7 @@
 """The policy-objective spaces: seeds, contract checks, probes and tiny evaluations."""
 
 import math
+import os
 import re
 import time
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from discover.checks import static_check
-from discover.space import EVOLVE_END, EVOLVE_START, Space
+from discover.space import EVOLVE_END, EVOLVE_START, Space, TaskResult
 from evaluators import ppo
 from evaluators.rl_space import (CandidateError, check_drift, learning_curve, load_namespace,
                                  normalized_score)
@@ -190,3 +191,38 @@ def test_every_seed_evaluates_ok_at_tiny_size(name, seed):
     if (name, seed) in PPO_EQUIVALENT:
         # Same computation and the same keys as the cached PPO reference.
         assert m["score"] == 1.0 and m["mean_return"] == m["ppo_return"]
+
+
+# ----------------------------------------------------------------------------- in the executor
+class _WorkerPid(Space):
+    """Reports the worker's process id (as its error text)."""
+
+    name = "worker_pid"
+
+    def evaluate(self, source, task, seed=0, **options):
+        return TaskResult(status="error", error=str(os.getpid()))
+
+
+WORKER_PID = _WorkerPid()
+
+
+@pytest.mark.slow  # ~25 s: a worker imports JAX, gymnax and flax, then compiles three programs
+def test_evaluations_run_in_the_sandboxed_executor_and_keep_their_worker(tmp_path):
+    # The sandbox refuses writes made while candidate code runs and replaces a worker whose
+    # process state changed during a job; neither may happen to a plain evaluation, even of a
+    # candidate that computes with JAX when its module is loaded.
+    from discover.executor import Job, LocalExecutor
+    from discover.probe import PROBE_SPACE
+    source = _drift_source("jax.nn.relu((ratio - jnp.clip(ratio, 1.0 - EPS, 1.0 + EPS)) * advantage)").replace(
+        "\n\n\ndef", "\n\nEPS = jnp.float32(0.2) * jnp.ones(())\n\n\ndef")
+    with LocalExecutor(workers=1, time_limit=600, memory_limit_mb=6144, cache_dirs=[str(tmp_path)]) as ex:
+        pid = ex.submit(Job(space="test_rl_spaces:WORKER_PID", source="", task="-")).result().error
+        results = [ex.submit(Job(space="ppo_objectives", source=source, task="CartPole-v1", seed=s,
+                                 options=TINY)).result() for s in (0, 1)]
+        probe = ex.submit(Job(space=PROBE_SPACE, source=source, task="ppo_objectives")).result()
+        pid_after = ex.submit(Job(space="test_rl_spaces:WORKER_PID", source="", task="-")).result().error
+    assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
+    assert results[0].metrics["score"] == 1.0  # the clip objective with seed 0 is the reference
+    assert probe.ok and len(probe.curve[0]) == 176
+    assert pid == pid_after
+    assert any((tmp_path / "jax").iterdir()) and any((tmp_path / "ppo_reference").iterdir())

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from evaluators import ppo
 from evaluators.rl_space import (PolicyObjectiveSpace, advantage_probe_inputs, function,
                                  run_advantage_rule)
 
@@ -103,7 +106,6 @@ class AdvantageRulesSpace(PolicyObjectiveSpace):
     mechanisms = MECHANISMS
 
     def objective(self, namespace):
-        from evaluators import ppo
         return ppo.Objective(drift=ppo.clip_drift(0.2), advantages=function(namespace, "advantages"))
 
     def check(self, namespace, config):
@@ -112,7 +114,6 @@ class AdvantageRulesSpace(PolicyObjectiveSpace):
             run_advantage_rule(rule, *inputs)
 
     def probe(self, namespace):
-        import numpy as np
         rule = function(namespace, "advantages")
         parts = []
         for inputs in advantage_probe_inputs():
