@@ -61,10 +61,11 @@ OPTIONS = ("total_timesteps", "num_seeds", "eval_episodes")
 # Seeds of the PPO reference runs: fixed, so a task's score is one affine map of its return.
 REFERENCE_SEED = 0
 # Bump when the trainer or the evaluation protocol changes what a cached reference means.
-REFERENCE_VERSION = 1
-# The score's denominator is at least this fraction of the return scale, so a reference
-# that barely beats chance (tiny test budgets) cannot blow scores up.
-MIN_SCORE_SPAN = 1e-3
+REFERENCE_VERSION = 2
+# The score's denominator is at least one unit of return (every task here rewards ±1 per
+# event), so a reference that barely beats chance (tiny budgets, a sparse game such as
+# Freeway early in training) cannot blow scores up.
+MIN_SCORE_SPAN = 1.0
 
 # The probe grid: ratios on both sides of the usual trust region, signed advantages,
 # training progress from start to end.
@@ -303,11 +304,10 @@ def reference_returns(config: ppo.PPOConfig, num_seeds: int) -> dict[str, float]
 
 
 def normalized_score(mean_return: float, reference: Mapping[str, float]) -> float:
-    """(R − R_random) / (R_PPO − R_random), the denominator floored at
-    ``MIN_SCORE_SPAN·max(1, |R_random|)`` (so a PPO that does not beat chance cannot blow it up)."""
+    """(R − R_random) / (R_PPO − R_random), the denominator floored at ``MIN_SCORE_SPAN``
+    (so a PPO that does not beat chance cannot blow the score up)."""
     span = reference["ppo"] - reference["random"]
-    floor = MIN_SCORE_SPAN * max(1.0, abs(reference["random"]))
-    return (mean_return - reference["random"]) / max(span, floor)
+    return (mean_return - reference["random"]) / max(span, MIN_SCORE_SPAN)
 
 
 def learning_curve(metrics: Mapping[str, np.ndarray], max_points: int = 200) -> list[list[float]]:
