@@ -102,3 +102,18 @@ def normalized_code(source: str) -> str:
     except SyntaxError:
         return _strip_trailing_whitespace(block)
     return ast.unparse(_DropDocstrings().visit(tree))
+
+
+def load_functions(source: str, names) -> tuple[dict | None, list[str]]:
+    """Executes a candidate's ``source`` in a fresh namespace (compiled as "<candidate>", so
+    the sandbox recognises its frames); returns (functions by name, missing names).
+
+    The functions are None when a required one is missing. Exceptions raised while
+    executing the module (syntax errors included) propagate.
+    """
+    namespace: dict = {"__name__": "candidate"}
+    exec(compile(source, "<candidate>", "exec"), namespace)  # noqa: S102 - runs in the worker
+    missing = [n for n in names if not callable(namespace.get(n))]
+    if missing:
+        return None, missing
+    return {n: namespace[n] for n in names}, []

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from discover.program import load_functions
 from discover.space import INVALID, OK, Space, TaskResult
 from evaluators.cfr import InvalidCandidate, log_checkpoints, run_cfr
 from search_spaces.cfr_variants.contract import DOC
@@ -61,17 +62,9 @@ __all__ = ["CfrVariantsSpace", "SPACE", "DOC", "MECHANISMS", "SCORE_START", "TRA
 
 
 def load_rules(source: str) -> tuple[dict[str, Callable] | None, list[str]]:
-    """Executes ``source`` in a fresh namespace; returns (rules by name, missing names).
-
-    ``rules`` is None when a required function is missing. Exceptions raised while
-    executing the module (syntax errors included) propagate.
-    """
-    namespace: dict[str, Any] = {"__name__": "candidate"}
-    exec(compile(source, "<candidate>", "exec"), namespace)  # noqa: S102 - runs in the worker
-    missing = [n for n in RULE_NAMES if not callable(namespace.get(n))]
-    if missing:
-        return None, missing
-    return {n: namespace[n] for n in RULE_NAMES}, []
+    """Executes ``source`` in a fresh namespace; returns (functions by name, missing names)
+    (``discover.program.load_functions``)."""
+    return load_functions(source, RULE_NAMES)
 
 
 class CfrVariantsSpace(Space):

@@ -100,7 +100,7 @@ def _reference_key(game: str, iterations: int, checkpoints: Sequence[int], backe
     }
 
 
-def _read(path: Path, key: dict) -> list[tuple[int, float]] | None:
+def read_cached_curve(path: Path, key: dict) -> list[tuple[int, float]] | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -110,12 +110,13 @@ def _read(path: Path, key: dict) -> list[tuple[int, float]] | None:
     return [(int(t), float(e)) for t, e in data["curve"]]
 
 
-def _write(path: Path, key: dict, curve: Sequence[tuple[int, float]]) -> None:
+def write_cached_curve(path: Path, key: dict, curve: Sequence[tuple[int, float]]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             json.dump({"key": key, "curve": [[t, e] for t, e in curve]}, f)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)  # atomic: concurrent workers never read half a file
     except OSError:
         pass  # a read-only cache only costs recomputing the curve next time
@@ -136,11 +137,11 @@ def reference_curve(rules: Mapping[str, Callable], source: str, game: str, itera
     if memo in _REFERENCE:
         return _REFERENCE[memo]
     path = _reference_dir() / f"{hashlib.sha256(memo.encode()).hexdigest()[:24]}.json"
-    curve = _read(path, key)
+    curve = read_cached_curve(path, key)
     if curve is None:
         run = run_cfr(rules, game, iterations, checkpoints, backend=backend)
         curve = [(int(t), float(e)) for t, e in run.curve]
-        _write(path, key, curve)
+        write_cached_curve(path, key, curve)
     _REFERENCE[memo] = curve
     return curve
 

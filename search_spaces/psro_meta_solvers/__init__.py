@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from discover.checks import ALLOWED_MODULES
+from discover.program import load_functions
 from discover.space import INVALID, OK, Space, TaskResult
 from evaluators.psro import InvalidCandidate, log_checkpoints, run_psro
 from search_spaces.cfr_variants import task_label as _game_label
@@ -78,17 +79,9 @@ def iterations_for(task: str) -> int:
 
 
 def load_solvers(source: str) -> tuple[dict[str, Callable] | None, list[str]]:
-    """Executes ``source`` in a fresh namespace; returns (solvers by name, missing names).
-
-    ``solvers`` is None when a required function is missing. Exceptions raised while
-    executing the module (syntax errors included) propagate.
-    """
-    namespace: dict[str, Any] = {"__name__": "candidate"}
-    exec(compile(source, "<candidate>", "exec"), namespace)  # noqa: S102 - runs in the worker
-    missing = [n for n in SOLVER_NAMES if not callable(namespace.get(n))]
-    if missing:
-        return None, missing
-    return {n: namespace[n] for n in SOLVER_NAMES}, []
+    """Executes ``source`` in a fresh namespace; returns (functions by name, missing names)
+    (``discover.program.load_functions``)."""
+    return load_functions(source, SOLVER_NAMES)
 
 
 class PsroMetaSolversSpace(Space):

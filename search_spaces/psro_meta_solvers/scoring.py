@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -34,7 +32,8 @@ import evaluators.psro
 from evaluators.cfr import log_checkpoints
 from evaluators.games import cache_dir, canonical_game_string
 from evaluators.psro import MetaSolver, run_psro
-from search_spaces.cfr_variants.scoring import EXPLOITABILITY_FLOOR, relative_score
+from search_spaces.cfr_variants.scoring import (
+    EXPLOITABILITY_FLOOR, read_cached_curve, relative_score, write_cached_curve)
 
 SCORE_START = 5
 
@@ -74,28 +73,6 @@ def _key(game: str, iterations: int, checkpoints: Sequence[int], source: str) ->
     }
 
 
-def _read(path: Path, key: dict) -> list[tuple[int, float]] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if data.get("key") != key:
-        return None
-    return [(int(t), float(e)) for t, e in data["curve"]]
-
-
-def _write(path: Path, key: dict, curve: Sequence[tuple[int, float]]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"key": key, "curve": [[t, e] for t, e in curve]}, f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)  # atomic: concurrent workers never read half a file
-    except OSError:
-        pass  # a read-only cache only costs recomputing the curve next time
-
-
 def reference_curve(train: MetaSolver, evaluate: MetaSolver, source: str, game: str,
                     iterations: int, checkpoints: Sequence[int]) -> list[tuple[int, float]]:
     """The exploitability curve of the reference solvers on ``game``, cached.
@@ -109,10 +86,10 @@ def reference_curve(train: MetaSolver, evaluate: MetaSolver, source: str, game: 
     if memo in _REFERENCE:
         return _REFERENCE[memo]
     path = _reference_dir() / f"{hashlib.sha256(memo.encode()).hexdigest()[:24]}.json"
-    curve = _read(path, key)
+    curve = read_cached_curve(path, key)
     if curve is None:
         run = run_psro(train, evaluate, game, iterations, checkpoints)
         curve = [(int(t), float(e)) for t, e in run.curve]
-        _write(path, key, curve)
+        write_cached_curve(path, key, curve)
     _REFERENCE[memo] = curve
     return curve
