@@ -15,6 +15,7 @@ import pytest
 from open_spiel.python.algorithms import projected_replicator_dynamics, regret_matching
 
 from discover.checks import static_check
+from discover.space import TaskResult
 from discover.mutators.base import MutationContext, Parent
 from discover.mutators.offline import OfflineMutator
 from evaluators.psro import log_checkpoints, run_psro
@@ -129,6 +130,20 @@ def test_score_matches_formula_from_two_independent_runs():
     result = SPACE.evaluate(SPACE.seeds()["nash"], "kuhn_poker", iterations=iterations)
     assert result.metrics["score"] == pytest.approx(expected, rel=1e-12)
     assert result.metrics["score"] > 10  # Nash solves Kuhn poker exactly by iteration 6
+
+
+def test_program_fitness_caps_exact_solves_and_counts_the_weakest_game():
+    # Nash solves Kuhn poker exactly (per-game score > 10 through the 1e-15 floor) but is
+    # worse than uniform early on 3-player Kuhn at 3 iterations; the fitness caps the
+    # exact solve at one decade and adds the weakest game, by the published formula
+    # mean_g min(s_g, 1) + min_g s_g.
+    results = [SPACE.evaluate(SPACE.seeds()["nash"], "kuhn_poker", iterations=20),
+               SPACE.evaluate(SPACE.seeds()["prd"], "kuhn_poker(players=3)", iterations=6)]
+    s = [r.metrics["score"] for r in results]
+    assert s[0] > 10
+    assert SPACE.score(results) == pytest.approx((1.0 + min(s[1], 1.0)) / 2 + min(s))
+    failed = results[:1] + [TaskResult.failure("invalid", "bad mixture")]
+    assert SPACE.score(failed) == -math.inf
 
 
 def test_reference_curve_is_cached_on_disk(private_reference_cache):

@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -38,6 +39,7 @@ from discover.program import load_functions
 from discover.space import INVALID, OK, Space, TaskResult
 from evaluators.psro import InvalidCandidate, log_checkpoints, run_psro
 from search_spaces.cfr_variants import task_label as _game_label
+from search_spaces.cfr_variants.scoring import balanced_fitness
 from search_spaces.psro_meta_solvers.contract import DOC
 from search_spaces.psro_meta_solvers.mechanisms import MECHANISMS
 from search_spaces.psro_meta_solvers.probe import SOLVER_NAMES, fingerprint
@@ -171,6 +173,21 @@ class PsroMetaSolversSpace(Space):
           ValueError: a solver is missing or breaks the contract on the probe inputs.
         """
         return fingerprint(namespace)
+
+    def score(self, results) -> float:
+        """The program's fitness over its games: ``balanced_fitness`` of the per-game
+        scores (each game's gain capped at one decade, plus the weakest game), as for
+        ``cfr_variants``; -inf if any game failed.
+
+        Why not the plain mean: PSRO solves the small games exactly (exploitability 0 at
+        4-card Goofspiel), which the 1e-15 floor turns into +10 decades or more; a mean is
+        then ruled by who solves Goofspiel first, whatever happens on Leduc poker or
+        Liar's Dice.
+        """
+        from discover.space import aggregate_score
+        if not math.isfinite(aggregate_score(results)):
+            return -math.inf
+        return balanced_fitness([r.metrics["score"] for r in results])
 
     def task_label(self, task: str) -> str:
         """``kuhn_poker(players=3)`` → ``kuhn-3p``, the Goofspiel wrapper → ``goofspiel-4``,
