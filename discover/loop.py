@@ -118,7 +118,12 @@ class Discovery:
                 pending.append(p)
             else:
                 self._count(p.status, p.score, p)
-                self.selector.tell(p.id, p.score if p.score is not None else -math.inf, fp)
+                seed_scores = self._seed_scores(p.id) if self.space.stochastic and p.status == "evaluated" else []
+                if len(seed_scores) > 1:
+                    for sc in seed_scores:
+                        self.selector.tell(p.id, sc, fp)
+                else:
+                    self.selector.tell(p.id, p.score if p.score is not None else -math.inf, fp)
         for r in self.store.rejections(self.run.id):
             self._hashes.add(r.code_hash)
             self.progress.rejected += 1
@@ -160,9 +165,68 @@ class Discovery:
         self._count(status, score if ok else None, program)
         self._on_progress(self.progress)
 
-    def _train_results(self, program_id: int) -> list[TaskResult]:
-        by_task = {e.task: e.result for e in self.store.evaluations(program_id) if e.split == TRAIN}
+    def _train_results(self, program_id: int, seed: int = 0) -> list[TaskResult]:
+        by_task = {e.task: e.result for e in self.store.evaluations(program_id)
+                   if e.split == TRAIN and e.seed == seed}
         return [by_task[t] for t in self.space.train_tasks if t in by_task]
+
+    def _seed_scores(self, program_id: int) -> list[float]:
+        """The program's score on each evaluation seed whose train tasks are all done."""
+        by_seed: dict[int, dict[str, TaskResult]] = {}
+        for e in self.store.evaluations(program_id):
+            if e.split == TRAIN:
+                by_seed.setdefault(e.seed, {})[e.task] = e.result
+        return [self.space.score([tasks[t] for t in self.space.train_tasks])
+                for seed, tasks in sorted(by_seed.items())
+                if all(t in tasks for t in self.space.train_tasks)]
+
+    def _reevaluate(self) -> None:
+        """Stochastic spaces: the selector's top programs with too few evaluations are
+        evaluated once more, each on the next seed (1, 2, ...), all at once. Each seed's
+        score is told to the selector, and the stored score becomes the mean over seeds,
+        so a lucky first evaluation cannot keep a program on top. Repeated until the top
+        programs all have enough seeds. Re-evaluations do not count against the budget of
+        programs."""
+        for _ in range(self.selector.config.min_evaluations * self.selector.config.reevaluate_top):
+            wanted = self.selector.needs_reevaluation()
+            if not wanted:
+                return
+            self._reevaluate_once(wanted)
+
+    def _reevaluate_once(self, wanted: Sequence[int]) -> None:
+        self.progress.phase = f"re-evaluating {len(wanted)} top program(s) on new seeds"
+        self._on_progress(self.progress)
+        opts = dict(self.config.eval_options)
+        jobs = []
+        for pid in wanted:
+            program = self._programs[pid]
+            seed = 1 + max((e.seed for e in self.store.evaluations(pid) if e.split == TRAIN), default=0)
+            futs = {t: self.executor.submit(Job(space=self.config.space, source=program.source, task=t,
+                                                seed=seed, options=opts, tag=(pid, t)))
+                    for t in self.space.train_tasks}
+            jobs.append((pid, seed, futs))
+        for pid, seed, futs in jobs:
+            for task, fut in futs.items():
+                t0 = time.perf_counter()
+                result = fut.result()
+                self.timings["evaluation_wait"] += time.perf_counter() - t0
+                self.store.record_evaluation(pid, task, seed, TRAIN, result, device="cpu")
+            score = self.space.score(self._train_results(pid, seed))
+            self.selector.tell(pid, score)
+            mean = self.selector.mean(pid)
+            if math.isfinite(mean):
+                self._programs[pid] = self.store.set_program_status(pid, "evaluated", score=mean)
+            else:
+                self._programs[pid] = self.store.set_program_status(pid, "invalid", score=None)
+        self._recount_best()
+
+    def _recount_best(self) -> None:
+        """The best program by stored (mean) score, after re-evaluations changed scores."""
+        best = max((p for p in self._programs.values() if p.status == "evaluated" and p.score is not None),
+                   key=lambda p: (p.score, -p.id), default=None)
+        if best is not None:
+            self.progress.best_score, self.progress.best_id = best.score, best.id
+            self.progress.best_edit = best.edit or ""
 
     def _probe(self, sources: Sequence[str]) -> list[TaskResult]:
         futs = [self.executor.submit(Job(space=PROBE_SPACE, source=s, task=self.config.space,
@@ -390,6 +454,7 @@ class Discovery:
             if submitted is not None:
                 self._collect(submitted, submitted_gen)
                 submitted = None
+                self._reevaluate()
             admitted = self._admit(proposals, g)
             self._barren = 0 if admitted else self._barren + 1
             if self._barren >= self.max_barren_generations and self._stop_reason is None:
@@ -400,6 +465,7 @@ class Discovery:
             if not overlap:
                 self._collect(submitted, g)
                 submitted = None
+                self._reevaluate()
             self._on_progress(self.progress)
         if submitted is not None:
             self._collect(submitted, submitted_gen)

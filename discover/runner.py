@@ -21,6 +21,7 @@ from rich.table import Table
 from discover.config import ConfigError, RunConfig
 from discover.loop import HELD_OUT, TRAIN, Discovery, Progress
 from discover.space import Space, TaskResult
+from discover.views import headline_metric
 
 
 class RunError(Exception):
@@ -212,8 +213,42 @@ def _reference_eval(executor, space: Space, space_spec: str, source: str, task: 
     return fut
 
 
+FRESH_SEED_OFFSET = 1_000_000  # far above any seed the loop's re-evaluations reach
+
+
+def fresh_seed(store, run) -> int:
+    """A seed no evaluation of the run has used: ``FRESH_SEED_OFFSET`` above the largest."""
+    used = [e.seed for p in store.programs(run.id) for e in store.evaluations(p.id)]
+    return max(used, default=0) + FRESH_SEED_OFFSET
+
+
+def _fresh_evaluations(space: Space, store, executor, config: RunConfig, rows: list[dict], seed: int) -> None:
+    """Re-evaluates every compared program of a stochastic space on the train tasks with
+    ``seed``, which no evaluation of the run used, so the best program's lead is measured
+    on training runs that took no part in selecting it. Results of programs in the run
+    are recorded in the store (split "reeval"); each row gains ``fresh_score`` and
+    ``fresh_results``."""
+    from discover.executor import Job
+    from discover.store import REEVAL
+    futs = []
+    for row in rows:
+        source = row["source"]
+        fs = {t: executor.submit(Job(space=config.space, source=source, task=t, seed=seed,
+                                     options=dict(config.eval_options)))
+              for t in space.train_tasks}
+        futs.append((row, fs))
+    for row, fs in futs:
+        results = {t: f.result() for t, f in fs.items()}
+        if row["id"] is not None:
+            for t, r in results.items():
+                store.record_evaluation(row["id"], t, seed, REEVAL, r, device="cpu")
+        row["fresh_results"] = results
+        row["fresh_score"] = space.score([results[t] for t in space.train_tasks])
+
+
 def summarize(space: Space, store, run, executor, config: RunConfig) -> dict[str, Any]:
-    """Best program found vs every seed of the space, on train and held-out tasks."""
+    """Best program found vs every seed of the space, on train and held-out tasks; for a
+    stochastic space also on the train tasks with a seed the run never used."""
     from discover.program import code_hash
     rows = []
     top = store.top(run.id, n=1)
@@ -221,8 +256,8 @@ def summarize(space: Space, store, run, executor, config: RunConfig) -> dict[str
         best = top[0]
         evs = store.evaluations(best.id)
         rows.append({"name": f"best (program {best.id})", "id": best.id, "score": best.score,
-                     "held_out_score": best.held_out_score,
-                     "results": {(e.split, e.task): e.result for e in evs}})
+                     "held_out_score": best.held_out_score, "source": best.source,
+                     "results": {(e.split, e.task): e.result for e in evs if e.seed == 0}})
     in_run = {p.code_hash: p for p in store.programs(run.id) if p.generation == 0}
     pending = []
     for name, src in space.seeds().items():
@@ -230,37 +265,58 @@ def summarize(space: Space, store, run, executor, config: RunConfig) -> dict[str
         if p is not None:
             evs = store.evaluations(p.id)
             rows.append({"name": name, "id": p.id, "score": p.score, "held_out_score": p.held_out_score,
-                         "results": {(e.split, e.task): e.result for e in evs}})
+                         "source": src, "results": {(e.split, e.task): e.result for e in evs if e.seed == 0}})
         else:
             futs = {(TRAIN, t): _reference_eval(executor, space, config.space, src, t, config.eval_options) for t in space.train_tasks}
             futs.update({(HELD_OUT, t): _reference_eval(executor, space, config.space, src, t, config.eval_options)
                          for t in space.held_out_tasks})
-            pending.append((name, futs))
-    for name, futs in pending:
+            pending.append((name, src, futs))
+    for name, src, futs in pending:
         results = {k: f.result() for k, f in futs.items()}
-        rows.append({"name": name, "id": None,
+        rows.append({"name": name, "id": None, "source": src,
                      "score": space.score([results[(TRAIN, t)] for t in space.train_tasks]),
                      "held_out_score": space.score([results[(HELD_OUT, t)] for t in space.held_out_tasks]),
                      "results": results})
-    return {"run": run.name, "rows": rows}
+    summary: dict[str, Any] = {"run": run.name, "rows": rows}
+    if space.stochastic and rows:
+        seed = fresh_seed(store, run)
+        _fresh_evaluations(space, store, executor, config, rows, seed)
+        summary["fresh_seed"] = seed
+    return summary
+
+
+def _cell(r: TaskResult | None, metric: str) -> str:
+    if r is None:
+        return "—"
+    if not r.ok:
+        return r.status
+    v = float(r.metrics.get(metric, float("nan")))
+    return f"{v:.2e}" if metric == "final_exploitability" else f"{v:.4g}"
 
 
 def print_summary(console: Console, summary: Mapping[str, Any], space: Space) -> None:
     """Two tables: scores per program, then the final metric per task (rows) and program
     (columns), so the comparison stays readable on an 80-column terminal."""
-    metric = "final_exploitability"
     rows = summary["rows"]
+    metric = next((m for r in rows for res in r["results"].values() if res.ok
+                   for m in [headline_metric(res.metrics)] if m), "final_exploitability")
+    fresh = summary.get("fresh_seed")
     names = [r["name"] if r["id"] is None or not r["name"].startswith("best") else f"best #{r['id']}"
              for r in rows]
     fmt = lambda x: "—" if x is None or not math.isfinite(x) else f"{x:+.3f}"
-    scores = Table(title=f"run {summary['run']}: scores (0 = as good as the space's reference)")
+    scores = Table(title=f"run {summary['run']}: scores (higher is better)")
     scores.add_column("program")
     scores.add_column("train", justify="right")
     scores.add_column("held-out", justify="right")
+    if fresh is not None:
+        scores.add_column(f"train, fresh seed {fresh}", justify="right")
     for name, row in zip(names, rows):
-        scores.add_row(name, fmt(row["score"]), fmt(row["held_out_score"]))
+        cells = [fmt(row["score"]), fmt(row["held_out_score"])]
+        if fresh is not None:
+            cells.append(fmt(row.get("fresh_score")))
+        scores.add_row(name, *cells)
     console.print(scores)
-    table = Table(title=f"{metric.replace('_', ' ')} at the last checkpoint")
+    table = Table(title=f"{metric.replace('_', ' ')} at the end of the evaluation")
     table.add_column("task")
     for name in names:
         table.add_column(name, justify="right")
@@ -269,6 +325,10 @@ def print_summary(console: Console, summary: Mapping[str, Any], space: Space) ->
             cells = []
             for row in rows:
                 r = row["results"].get((split, t))
-                cells.append("—" if r is None else (f"{r.metrics.get(metric, float('nan')):.2e}" if r.ok else r.status))
+                cells.append(_cell(r, metric))
             table.add_row(("" if split == TRAIN else "(held-out) ") + space.task_label(t), *cells)
+    if fresh is not None:
+        for t in space.train_tasks:
+            table.add_row(f"(fresh seed) {space.task_label(t)}",
+                          *[_cell(row.get("fresh_results", {}).get(t), metric) for row in rows])
     console.print(table)

@@ -53,3 +53,29 @@ class FitSpace(Space):
 
 
 SPACE = FitSpace()
+
+
+class NoisyFitSpace(FitSpace):
+    """``FitSpace`` with evaluation noise: each (program, task, seed) adds a fixed draw of
+    N(0, 0.5²) to the score, as a training run's return varies with its seed."""
+
+    name = "tests.fit_space:NOISY"
+    stochastic = True
+
+    def evaluate(self, source: str, task: str, seed: int = 0, **options) -> TaskResult:
+        result = super().evaluate(source, task, seed, **options)
+        if not result.ok:
+            return result
+        noise = noise_draw(source, task, seed)
+        return TaskResult(status=OK, metrics={**result.metrics, "score": result.metrics["score"] + noise,
+                                              "noise": noise},
+                          curve=result.curve, wall_time=result.wall_time)
+
+
+def noise_draw(source: str, task: str, seed: int) -> float:
+    import zlib
+    rng = np.random.default_rng([zlib.crc32(source.encode()), zlib.crc32(task.encode()), int(seed)])
+    return 0.5 * float(rng.standard_normal())
+
+
+NOISY = NoisyFitSpace()

@@ -186,3 +186,37 @@ def test_a_mutator_that_runs_dry_ends_the_run_with_a_reason(tmp_path):
         disc.execute()
     assert "no new program" in disc.progress.stop_reason
     assert len(store.programs(run.id)) == 3
+
+
+def test_noisy_space_reevaluates_top_programs_and_scores_them_by_their_mean(tmp_path):
+    from tests.fit_space import NOISY, noise_draw
+    db = f"sqlite:///{tmp_path / 'noisy'}.db"
+    run_discovery({"space": "tests.fit_space:NOISY", "budget": 14, "workers": 2, "seed": 1},
+                  db=db, run_name="noisy")
+    store = Store.open(db)
+    run = store.get_run("noisy")
+    reevaluated = 0
+    for p in store.programs(run.id):
+        if p.status != "evaluated":
+            continue
+        by_seed: dict[int, list] = {}
+        for e in store.evaluations(p.id, split="train"):
+            by_seed.setdefault(e.seed, []).append(e)
+        assert 0 in by_seed
+        per_seed = []
+        for seed, evs in by_seed.items():
+            assert sorted(e.task for e in evs) == sorted(NOISY.train_tasks)
+            # Each seed's result carries that seed's own noise draw.
+            for e in evs:
+                assert e.result.metrics["noise"] == pytest.approx(noise_draw(p.source, e.task, seed))
+            per_seed.append(sum(e.result.metrics["score"] for e in evs) / len(evs))
+        reevaluated += len(by_seed) > 1
+        assert p.score == pytest.approx(sum(per_seed) / len(per_seed), rel=1e-12)
+    assert reevaluated >= 3
+    # The final top programs were evaluated on at least three seeds before being trusted.
+    for p in store.top(run.id, n=3):
+        assert len({e.seed for e in store.evaluations(p.id, split="train")}) >= 3
+    # The summary re-evaluated the best on a seed no evaluation of the run had used.
+    best = store.top(run.id, n=1)[0]
+    fresh = [e for e in store.evaluations(best.id, split="reeval")]
+    assert fresh and all(e.seed >= 1_000_000 for e in fresh)
