@@ -1,0 +1,709 @@
+"""Tune the numeric constants of a stored program with Optuna (``discover tune``).
+
+Evolution changes what a program computes; the constants it computes with (DCFR's
+exponents α = 1.5, β = 0, γ = 2, an ε, a temperature, a learning rate) are often left where a
+paper or a mutation put them. This module exposes those constants, searches them with
+Optuna's TPE sampler (Bergstra et al., "Algorithms for Hyper-Parameter Optimization",
+NeurIPS 2011; Akiba et al., "Optuna", KDD 2019) on the space's train tasks, and stores the
+best setting as a child of the program, as the loop stores a mutation.
+
+1. ``tunable_constants(source)`` finds the tunable numeric literals of the evolve block with
+   their exact positions (the rule is in its docstring).
+2. ``search_range(constant)`` gives each a search range (log-uniform within a factor of ten
+   for floats, halve-to-double for integers, [-1, 1] or [-2, 2] around zero).
+3. ``substitute(source, values)`` writes new values in place of the old ones and nothing
+   else.
+4. ``tune_program(store, program_id, trials)`` runs the study: trial 0 is the original
+   constants, every trial evaluates the substituted program on the space's train tasks in
+   the isolated executor with the run's evaluation options and limits, and scores it with
+   ``space.score``. The study lives in the store's own database (name
+   ``discover-tune-<program id>``), so an interrupted tune resumes where it stopped.
+
+Example::
+
+    from discover.store import Store
+    from discover.tune import tune_program
+
+    store = Store.open("sqlite:///runs/discover.db")
+    result = tune_program(store, 42, trials=30, seed=0)
+    result.child_id, result.original_score, result.best_score
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import tokenize
+from typing import Any, Callable, Mapping, Sequence
+
+from discover.program import parse_python, split_evolve_block
+from discover.space import TaskResult
+
+STUDY_PREFIX = "discover-tune-"
+MUTATOR = "tune"
+INT, FLOAT = "int", "float"
+
+# Keyword arguments whose value is a shape, an axis, a count or a type, never a knob.
+STRUCTURAL_KEYWORDS = frozenset({
+    "axis", "axes", "keepdims", "shape", "newshape", "size", "ndim", "ndmin", "dim", "dims", "dtype",
+    "num", "k", "n", "ord", "order", "decimals", "repeats", "reps", "indices", "seed", "key",
+})
+# Calls whose integer arguments are shapes, counts, axes or indices.
+SHAPE_CALLS = frozenset({
+    "range", "arange", "zeros", "ones", "empty", "full", "eye", "identity", "reshape", "broadcast_to",
+    "tile", "repeat", "expand_dims", "squeeze", "transpose", "swapaxes", "moveaxis", "take",
+    "take_along_axis", "roll", "split", "concatenate", "stack", "linspace", "tril", "triu", "diag",
+    "round", "PRNGKey", "fold_in", "enumerate", "zip", "islice",
+})
+# Inline values that are the algebra's identities and signs (x + 1.0, max(x, 0.0), -1.0 * x,
+# the uniform fallback 1.0): changing them changes the formula, not a setting of it.
+NEUTRAL_VALUES = frozenset({0.0, 1.0, -1.0})
+
+
+# ----------------------------------------------------------------------------- constants
+@dataclasses.dataclass(frozen=True)
+class Constant:
+    """One tunable numeric literal of a program.
+
+    Attributes:
+      index: its position among the program's tunable constants (source order).
+      value: its value, the unary minus included (``BETA = -0.1`` gives -0.1).
+      line: 1-based line of its first character in the whole source.
+      col: 0-based character column of its first character (the minus, if any).
+      text: the literal exactly as written, e.g. ``"1.5"``, ``"-0.1"``, ``"1e-6"``.
+      kind: ``"int"`` or ``"float"`` (a float literal stays a float when substituted).
+      name: what it is bound to: a variable (``ALPHA``), an element of a named tuple
+        (``TRAIN_BLEND[1]``), a parameter default or keyword argument (``eps``), a dict key;
+        for an inline literal, the enclosing function and line (``update_regret:44``).
+      bound: True when the literal is bound to a name (see ``tunable_constants``).
+    """
+
+    index: int
+    value: int | float
+    line: int
+    col: int
+    text: str
+    kind: str
+    name: str
+    bound: bool
+
+    @property
+    def param(self) -> str:
+        """Its parameter name in the Optuna study, e.g. ``c0:ALPHA``: unique and stable for
+        a given source."""
+        return f"c{self.index}:{self.name}"
+
+
+def _char_col(line_text: str, byte_col: int) -> int:
+    # ast columns are UTF-8 byte offsets; a "ε" earlier on the line would shift them.
+    return len(line_text.encode("utf-8")[:byte_col].decode("utf-8", errors="replace"))
+
+
+def _number_tokens(source: str) -> set[tuple[int, int]]:
+    """(line, character column) of every NUMBER token: the literals the source spells out,
+    as opposed to numbers ast folds or invents."""
+    out = set()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.NUMBER:
+            out.add(tok.start)
+    return out
+
+
+def _parent_map(tree: ast.AST) -> dict[ast.AST, ast.AST]:
+    return {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+
+def _call_name(call: ast.Call) -> str:
+    f = call.func
+    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+
+
+def _is_structural(node: ast.AST, is_int: bool, parents: Mapping[ast.AST, ast.AST]) -> bool:
+    """True when ``node`` sits where a number is a shape, index, axis or count: inside a
+    subscript's index, under a structural keyword, or (integers) among a shape-like call's
+    arguments."""
+    child, parent = node, parents.get(node)
+    while parent is not None:
+        if isinstance(parent, ast.Subscript) and child is parent.slice:
+            return True
+        if isinstance(parent, ast.keyword) and parent.arg in STRUCTURAL_KEYWORDS:
+            return True
+        if is_int and isinstance(parent, ast.Call) and child is not parent.func and _call_name(parent) in SHAPE_CALLS:
+            return True
+        if isinstance(parent, (ast.stmt, ast.Lambda)):
+            return False
+        child, parent = parent, parents.get(parent)
+    return False
+
+
+def _defaults(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> dict[ast.AST, str]:
+    a = fn.args
+    positional = a.posonlyargs + a.args
+    out = {d: arg.arg for arg, d in zip(positional[len(positional) - len(a.defaults):], a.defaults)}
+    out.update({d: arg.arg for arg, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None})
+    return out
+
+
+def _binding(node: ast.AST, parents: Mapping[ast.AST, ast.AST]) -> str | None:
+    """The name ``node`` is bound to, or None for an inline literal."""
+    parent = parents.get(node)
+    if isinstance(parent, (ast.Assign, ast.AnnAssign)) and parent.value is node:
+        targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+        if isinstance(targets[0], ast.Name):
+            return targets[0].id
+    if isinstance(parent, (ast.Tuple, ast.List)):
+        holder = parents.get(parent)
+        if (isinstance(holder, (ast.Assign, ast.AnnAssign)) and holder.value is parent):
+            targets = holder.targets if isinstance(holder, ast.Assign) else [holder.target]
+            if isinstance(targets[0], ast.Name):
+                return f"{targets[0].id}[{parent.elts.index(node)}]"
+    if isinstance(parent, ast.keyword) and parent.arg is not None:
+        return parent.arg
+    if isinstance(parent, ast.arguments):
+        fn = parents.get(parent)
+        return _defaults(fn).get(node) if fn is not None else None
+    if isinstance(parent, ast.Dict) and node in parent.values:
+        key = parent.keys[parent.values.index(node)]
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            return key.value
+    return None
+
+
+def _enclosing_function(node: ast.AST, parents: Mapping[ast.AST, ast.AST]) -> str:
+    p = parents.get(node)
+    while p is not None:
+        if isinstance(p, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return p.name
+        p = parents.get(p)
+    return "module"
+
+
+def _block_lines(source: str) -> tuple[int, int]:
+    """1-based (first, last) lines of the evolve block; the whole source if it has none."""
+    prefix, block, _ = split_evolve_block(source)
+    first = len(prefix.splitlines()) + 1
+    return first, first + len(block.splitlines()) - 1
+
+
+def tunable_constants(source: str) -> list[Constant]:
+    """The numeric literals of ``source``'s evolve block (the whole source if it has none)
+    that tuning may change, in source order.
+
+    The rule. A candidate: an ``int`` or ``float`` literal written in the block (``True``,
+    ``False``, complex numbers and numbers inside strings are not), with a unary minus
+    folded in (``-0.1`` is one constant of value -0.1). Of those:
+
+    1. Never tunable, whatever their value: literals where a number is structure, not a
+       setting: inside a subscript (``x[0]``, ``x[:, None]``, ``ewma[-1]``), under a
+       structural keyword (``axis=1``, ``keepdims=``, ``shape=``, ``dtype=``, ``num=``, ...,
+       ``STRUCTURAL_KEYWORDS``), and integers among the arguments of shape-like calls
+       (``range(3)``, ``xp.zeros((n, 2))``, ``reshape(-1, 4)``, ``SHAPE_CALLS``).
+    2. Bound literals are tunable, whatever their value: the whole value of an assignment to
+       a name (``ALPHA = 1.5``, ``BETA = 0.0``, ``WARMUP_ITERATIONS = 500``), an element of a
+       tuple or list assigned to a name (``TRAIN_BLEND = (0.3, 0.05)``), a parameter default
+       (``def f(x, eps=1e-8)``), a keyword argument (``softmax(x, temperature=0.5)``) or a
+       value under a string key of a dict literal (``{"lr": 2.5e-4}``). Naming a number is
+       how a program says it is a setting.
+    3. Inline literals are tunable only if they are floats other than 0.0, 1.0 and -1.0
+       (``xp.maximum(0.1, alpha)``, ``total > 1e-12``). Inline integers are counts,
+       parities, powers and offsets (``t - 1``, ``x ** 2``, ``n // 2``) and 0.0 / ±1.0 are
+       identities and signs (``t ** a + 1.0``, ``max(r, 0.0)``): changing them changes the
+       formula rather than a setting of it. Write a number as a float or give it a name to
+       make it tunable.
+
+    Raises:
+      ValueError: the source does not parse, or its evolve markers are malformed.
+    """
+    try:
+        tree = parse_python(source)
+    except SyntaxError as e:
+        raise ValueError(f"the program does not parse: {e.msg} (line {e.lineno})") from None
+    first, last = _block_lines(source)
+    lines = source.splitlines()
+    parents = _parent_map(tree)
+    spelled = _number_tokens(source)
+    found: list[tuple[int, int, Constant]] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and type(node.value) in (int, float)):
+            continue
+        if not (first <= node.lineno <= last) or node.lineno != node.end_lineno:
+            continue
+        line_text = lines[node.lineno - 1]
+        col = _char_col(line_text, node.col_offset)
+        if (node.lineno, col) not in spelled:
+            continue
+        end = _char_col(line_text, node.end_col_offset)
+        value: int | float = node.value
+        outer: ast.AST = node
+        parent = parents.get(node)
+        if (isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.USub) and parent.lineno == node.lineno
+                and parent.end_col_offset == node.end_col_offset):
+            start = _char_col(line_text, parent.col_offset)
+            if line_text[start] == "-" and not line_text[start + 1:col].strip():
+                outer, value, col = parent, -node.value, start
+        is_int = type(value) is int
+        if _is_structural(outer, is_int, parents):
+            continue
+        name = _binding(outer, parents)
+        if name is None and (is_int or float(value) in NEUTRAL_VALUES):
+            continue
+        label = name if name is not None else f"{_enclosing_function(outer, parents)}:{node.lineno}"
+        found.append((node.lineno, col, Constant(index=0, value=value, line=node.lineno, col=col,
+                                                 text=line_text[col:end], kind=INT if is_int else FLOAT,
+                                                 name=label, bound=name is not None)))
+    found.sort(key=lambda x: (x[0], x[1]))
+    return [dataclasses.replace(c, index=i) for i, (_, _, c) in enumerate(found)]
+
+
+# ----------------------------------------------------------------------------- ranges
+@dataclasses.dataclass(frozen=True)
+class SearchRange:
+    """Where a constant is searched. Optuna samples ``low ≤ s ≤ high`` (log-uniformly when
+    ``log``); the constant's value is ``-s`` when ``negate`` else ``s``.
+
+    Attributes:
+      kind: ``"int"`` or ``"float"``, as the constant.
+    """
+
+    low: float
+    high: float
+    log: bool
+    negate: bool
+    kind: str
+
+    def value(self, sampled: float) -> int | float:
+        v = -sampled if self.negate else sampled
+        return int(v) if self.kind == INT else float(v)
+
+    def sampled(self, value: int | float) -> int | float:
+        """The inverse of ``value``: what Optuna stores for a constant's value."""
+        s = -value if self.negate else value
+        return int(s) if self.kind == INT else float(s)
+
+
+def search_range(constant: Constant) -> SearchRange:
+    """The search range of a constant.
+
+    - float x ≠ 0: |x| log-uniform in [|x|/10, 10|x|], the sign kept. Scale-like settings
+      (a learning rate, an ε, a temperature, an exponent) matter by ratio, and a factor of
+      ten either way covers the usual reach of a paper's ablation (DCFR's α = 1.5 is searched
+      in [0.15, 15]). A setting with a hard domain (a discount below 1) can leave it: such
+      trials fail or score badly, and TPE learns to avoid them.
+    - float 0: uniform in [-1, 1] (no scale to be relative to; DCFR's β = 0 explores the
+      negative β the paper also studies).
+    - int n ≠ 0: |n| log-uniform over the integers in [ceil(|n|/2), 2|n|] (halve to double:
+      500 → [250, 1000], 2 → [1, 4]), the sign kept, so a count stays a count.
+    - int 0: uniform over the integers in [-2, 2].
+    """
+    v = constant.value
+    if constant.kind == INT:
+        n = int(v)
+        if n == 0:
+            return SearchRange(-2, 2, log=False, negate=False, kind=INT)
+        m = abs(n)
+        return SearchRange((m + 1) // 2, 2 * m, log=True, negate=n < 0, kind=INT)
+    x = float(v)
+    if x == 0.0:
+        return SearchRange(-1.0, 1.0, log=False, negate=False, kind=FLOAT)
+    m = abs(x)
+    return SearchRange(m / 10.0, min(m * 10.0, 1e308), log=True, negate=x < 0, kind=FLOAT)
+
+
+# ----------------------------------------------------------------------------- substitution
+def _as_list(constants: Sequence[Constant], values: Mapping[int, Any] | Sequence[Any]) -> list[Any]:
+    if isinstance(values, Mapping):
+        unknown = sorted(set(values) - set(range(len(constants))))
+        if unknown:
+            raise ValueError(f"no tunable constant with index {unknown[0]!r}; the program has {len(constants)}")
+        return [values.get(c.index, c.value) for c in constants]
+    values = list(values)
+    if len(values) != len(constants):
+        raise ValueError(f"got {len(values)} values for {len(constants)} tunable constants; give one per constant")
+    return values
+
+
+def _literal(c: Constant, value: Any) -> str:
+    """The text that writes ``value`` in place of ``c``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        raise ValueError(f"constant {c.index} ({c.name}) needs a number, got {value!r}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f"constant {c.index} ({c.name}) needs a finite number, got {value!r}")
+    if c.kind == INT:
+        if not x.is_integer():
+            raise ValueError(f"constant {c.index} ({c.name}) is an integer, got {value!r}")
+        text = str(int(value) if isinstance(value, int) else int(x))
+    else:
+        text = repr(x)       # the shortest text that reads back as exactly x
+    if text.startswith("-") and not c.text.startswith("-"):
+        text = f"({text})"   # `t ** 2.0` -> `t ** (-0.5)`, never `t ** -0.5` parsed otherwise
+    return text
+
+
+def substitute(source: str, values: Mapping[int, Any] | Sequence[Any]) -> str:
+    """``source`` with its tunable constants set to ``values``.
+
+    Args:
+      values: one value per constant (``tunable_constants`` order), or a mapping from
+        constant index to value for the ones to change. A value equal to the constant's own
+        leaves its text untouched, so the original values give back ``source`` exactly.
+
+    Returns:
+      The new source; only the literals that change are rewritten (floats as Python's
+      shortest round-trip text, negative values replacing an unsigned literal in
+      parentheses), and it parses.
+
+    Raises:
+      ValueError: a value is not a finite number, an integer constant gets a fraction, an
+        index is unknown, or the count of values is wrong.
+    """
+    constants = tunable_constants(source)
+    new = _as_list(constants, values)
+    edits = [(c, _literal(c, v)) for c, v in zip(constants, new)]
+    edits = [(c, text) for (c, text), v in zip(edits, new) if float(v) != float(c.value)]
+    lines = source.splitlines(keepends=True)
+    for c, text in sorted(edits, key=lambda e: (e[0].line, e[0].col), reverse=True):
+        line = lines[c.line - 1]
+        lines[c.line - 1] = line[:c.col] + text + line[c.col + len(c.text):]
+    out = "".join(lines)
+    parse_python(out)  # a broken substitution is a bug here, not the candidate's fault
+    return out
+
+
+# ----------------------------------------------------------------------------- tuning
+@dataclasses.dataclass(frozen=True)
+class TrialReport:
+    """What ``progress`` is told after each trial.
+
+    Attributes:
+      number: the trial's number in the study (0 is the original constants).
+      total: the number of trials the study will have when the tune ends.
+      value: the trial's score; None when it failed (then ``reason`` says why).
+      best_value, best_number: the best score so far and its trial (None before any success).
+      values: the constants' values in this trial, in ``tunable_constants`` order.
+    """
+
+    number: int
+    total: int
+    value: float | None
+    reason: str | None
+    best_value: float | None
+    best_number: int | None
+    values: tuple[int | float, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneResult:
+    """The outcome of ``tune_program``.
+
+    Attributes:
+      program_id: the tuned (original) program.
+      study_name: the Optuna study, in the store's database.
+      trials: finished trials in the study (complete or pruned).
+      constants: the program's tunable constants.
+      best_values: the best trial's value of each constant (the originals if nothing beat them).
+      original_score: trial 0's score (the original constants, measured in this study); -inf
+        if it failed.
+      best_score: the best trial's score (≥ ``original_score``).
+      best_trial: the best trial's number (0 when the original is best).
+      child_id: the stored child program, or None when the original is the best (then
+        nothing is stored).
+      child_score: the child's train score as stored (None when there is no child or its
+        stored evaluation failed).
+      options: the evaluation options the trials used.
+    """
+
+    program_id: int
+    study_name: str
+    trials: int
+    constants: tuple[Constant, ...]
+    best_values: tuple[int | float, ...]
+    original_score: float
+    best_score: float
+    best_trial: int
+    child_id: int | None
+    child_score: float | None
+    options: Mapping[str, Any]
+
+    @property
+    def changed(self) -> list[tuple[Constant, int | float]]:
+        """The constants whose best value differs from the original, with that value."""
+        return [(c, v) for c, v in zip(self.constants, self.best_values) if v != c.value]
+
+    @property
+    def improved(self) -> bool:
+        return self.child_id is not None
+
+
+def study_storage(url: str):
+    """An Optuna storage on the lineage database at ``url`` (SQLite or PostgreSQL).
+
+    The store and Optuna both keep their schema revision in an ``alembic_version`` table, so
+    the database holds the store's revision and Optuna's own check of its revision would
+    refuse it; the check is skipped (Optuna's tables are created by ``create_all`` and
+    need no revision). Read a tune's study with
+    ``optuna.load_study(study_name=..., storage=study_storage(url))``: a plain URL string
+    makes Optuna run that check and fail.
+    """
+    import optuna
+    from sqlalchemy.engine import make_url
+
+    kwargs: dict[str, Any] = {}
+    if make_url(url).get_backend_name() == "sqlite":
+        # The same wait for SQLite's write lock as the store's own connections.
+        from discover.store._db import SQLITE_BUSY_TIMEOUT_S
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_compatibility_check=True)
+
+
+def _database_url(store) -> str:
+    # ``Store.url`` hides the password (it is for messages); the study needs the real URL.
+    return getattr(store, "_url", None) or store.url
+
+
+def _eval_settings(run) -> tuple[dict[str, Any], float, int, int | None]:
+    """(eval options, time limit, memory limit, workers) of a run, as ``RunConfig`` reads them."""
+    from discover.config import RunConfig
+
+    stored = dict(run.config or {})
+    keys = ("eval_options", "time_limit", "memory_limit_mb")
+    cfg = RunConfig.from_mapping({k: stored[k] for k in keys if k in stored}, source=f"run {run.name}")
+    workers = stored.get("workers")
+    return dict(cfg.eval_options), cfg.time_limit, cfg.memory_limit_mb, workers if isinstance(workers, int) else None
+
+
+def _failure_reason(results: Mapping[str, TaskResult]) -> str:
+    for task, r in results.items():
+        if not r.ok:
+            last = (r.error or "").strip().splitlines()[-1:] or [""]
+            return f"{task}: {r.status}" + (f" ({last[0][:160]})" if last[0] else "")
+    return "the score is not finite"
+
+
+def _edit_text(changes: Sequence[tuple[Constant, str]], trials: int, before: float, after: float) -> str:
+    parts = ", ".join(f"{c.name} {c.text} → {new.strip('()')}" for c, new in changes)
+    return f"tune (Optuna TPE, {trials} trials): {parts}; score {before:.4f} → {after:.4f}"
+
+
+def _sampler_seed(seed: int, finished: int) -> int:
+    # A resumed study must not replay the first random proposals of the interrupted one.
+    if finished == 0:
+        return int(seed)
+    digest = hashlib.sha256(repr((int(seed), finished)).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def tune_program(store, program_id: int | str, trials: int, *, seed: int = 0, workers: int | None = None,
+                 options: Mapping[str, Any] | None = None, study_name: str | None = None,
+                 progress: Callable[[TrialReport], None] | None = None) -> TuneResult:
+    """Tunes a stored program's constants and stores the best setting as its child.
+
+    The objective of a trial: the program with the trial's constants (``substitute``),
+    evaluated on every train task of its space, seed 0, in the isolated executor
+    (``LocalExecutor``: warm workers keep game arrays and reference curves between trials),
+    with the run's evaluation options (``RunConfig.eval_options``, updated with ``options``)
+    and its time and memory limits, scored by ``space.score``. A trial whose program fails a
+    task or scores a non-finite number is pruned with the reason in its ``error`` user
+    attribute; it never stops the study.
+
+    The study is ``study_name`` (default ``discover-tune-<program id>``) in the store's own
+    database, created or resumed (``load_if_exists``): its trial 0 is the original constants
+    (enqueued, so the best is never worse than the original on the measured score); a resumed
+    study runs only the trials missing to reach ``trials``, first marking trials that an
+    interrupted tune left running as failed (so one program is tuned by one process at a
+    time). The sampler is TPE seeded with ``seed``.
+
+    At the end, unless the original is the best (ties go to the original), the best program
+    is stored as a child of the original exactly as the loop stores a mutation: same run,
+    generation + 1, edit naming each changed constant old → new, a "parent" edge to the
+    original, its behavioural fingerprint, one train evaluation per task (seed 0) and status
+    "evaluated" with ``space.score`` (or "invalid" without a score). When ``options`` change
+    the run's evaluation options, the child is evaluated once more with the run's own options
+    for the store, so its stored score compares with the run's other programs; its score
+    then may fall below the original's. If the run already holds the tuned source, that
+    program is returned.
+
+    Args:
+      program_id: the program's id.
+      trials: the number of trials the study should have (≥ 1), trial 0 included.
+      seed: the TPE sampler's seed.
+      workers: evaluation processes (default: the run's ``workers``, at most one per train
+        task and per CPU core).
+      options: evaluation options for the trials, over the run's (e.g. ``{"iterations": 100}``).
+      study_name: the Optuna study's name.
+      progress: called with a ``TrialReport`` after each trial.
+
+    Raises:
+      ValueError: no program has the id, it has no tunable constants, ``trials`` < 1, its
+        space is unknown, or the study was made for another program or other options.
+      discover.executor.WorkerStartError: no worker process could be started.
+    """
+    from discover import views
+    from discover.executor import Job, LocalExecutor
+    from discover.spaces import UnknownSpace, get_space
+
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"trials must be a whole number of at least 1, got {trials!r}")
+    try:
+        import optuna
+    except ImportError:
+        raise ValueError("tuning needs optuna: pip install optuna") from None
+    program = views.resolve_program(store, program_id)
+    constants = tunable_constants(program.source)
+    if not constants:
+        raise ValueError(f"program {program.id} has no tunable constants: no named number and no float other "
+                         "than 0 and ±1 in its evolve block")
+    try:
+        space = get_space(program.space)
+    except UnknownSpace as e:
+        raise ValueError(f"cannot tune program {program.id}: {e}") from None
+    run = store.get_run(program.run_id)
+    run_options, time_limit, memory_limit_mb, run_workers = _eval_settings(run)
+    trial_options = {**run_options, **dict(options or {})}
+    tasks = list(space.train_tasks)
+    if not tasks:
+        raise ValueError(f"cannot tune program {program.id}: its space {space.name!r} has no train tasks")
+    n_workers = workers if workers is not None else min(run_workers or os.cpu_count() or 1, os.cpu_count() or 1)
+    n_workers = max(1, min(int(n_workers), len(tasks)))
+
+    ranges = [search_range(c) for c in constants]
+    original = tuple(c.value for c in constants)
+    original_params = {c.param: r.sampled(c.value) for c, r in zip(constants, ranges)}
+    name = study_name or f"{STUDY_PREFIX}{program.id}"
+    settings = {"program_id": program.id, "code_hash": program.code_hash,
+                "options": json.loads(json.dumps(trial_options, sort_keys=True, default=str))}
+
+    storage = study_storage(_database_url(store))
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+    _check_study(study, settings)
+    states = optuna.trial.TrialState
+    for t in study.get_trials(deepcopy=False, states=(states.RUNNING,)):
+        study.tell(t.number, state=states.FAIL)    # left by an interrupted tune
+    done = study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED))
+    if not any(t.params == original_params for t in study.get_trials(
+            deepcopy=False, states=(states.COMPLETE, states.PRUNED, states.WAITING))):
+        study.enqueue_trial(original_params)
+    study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(seed, len(done)))
+
+    cache: dict[str, dict[str, TaskResult]] = {}
+    with LocalExecutor(workers=n_workers, time_limit=time_limit, memory_limit_mb=memory_limit_mb) as executor:
+
+        def evaluate(source: str, opts: Mapping[str, Any]) -> dict[str, TaskResult]:
+            # One job per train task, seed 0, as the loop submits a program's train evaluations.
+            futures = {t: executor.submit(Job(space=program.space, source=source, task=t, seed=0,
+                                              options=dict(opts))) for t in tasks}
+            return {t: f.result() for t, f in futures.items()}
+
+        def objective(trial) -> float:
+            values = tuple(r.value(trial.suggest_int(c.param, int(r.low), int(r.high), log=r.log)
+                                   if r.kind == INT else trial.suggest_float(c.param, r.low, r.high, log=r.log))
+                           for c, r in zip(constants, ranges))
+            source = substitute(program.source, values)
+            key = hashlib.sha256(source.encode()).hexdigest()
+            if key not in cache:
+                cache[key] = evaluate(source, trial_options)
+            results = cache[key]
+            score = space.score(list(results.values()))
+            trial.set_user_attr("statuses", {t: r.status for t, r in results.items()})
+            if not math.isfinite(score):
+                reason = _failure_reason(results)
+                trial.set_user_attr("error", reason)
+                raise optuna.TrialPruned(reason)
+            return float(score)
+
+        def report(study_, frozen) -> None:
+            if progress is None:
+                return
+            best = _best(study_, original_params)
+            values = tuple(r.value(frozen.params[c.param]) if c.param in frozen.params else c.value
+                           for c, r in zip(constants, ranges))
+            ok = frozen.state == states.COMPLETE
+            progress(TrialReport(number=frozen.number, total=trials, value=frozen.value if ok else None,
+                                 reason=None if ok else frozen.user_attrs.get("error", frozen.state.name.lower()),
+                                 best_value=best.value if best else None, best_number=best.number if best else None,
+                                 values=values))
+
+        remaining = trials - len(done)
+        if remaining > 0:
+            study.optimize(objective, n_trials=remaining, callbacks=[report], catch=())
+
+        finished = study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED))
+        best = _best(study, original_params)
+        original_trial = next((t for t in finished if t.params == original_params), None)
+        original_score = (original_trial.value if original_trial is not None and original_trial.state == states.COMPLETE
+                          else -math.inf)
+        if best is None or best.params == original_params or best.value <= original_score:
+            return TuneResult(program_id=program.id, study_name=name, trials=len(finished), constants=tuple(constants),
+                              best_values=original, original_score=original_score,
+                              best_score=original_score, best_trial=original_trial.number if original_trial else 0,
+                              child_id=None, child_score=None, options=trial_options)
+
+        best_values = tuple(r.value(best.params[c.param]) for c, r in zip(constants, ranges))
+        source = substitute(program.source, best_values)
+        if trial_options == run_options and hashlib.sha256(source.encode()).hexdigest() in cache:
+            results = cache[hashlib.sha256(source.encode()).hexdigest()]
+        else:
+            results = evaluate(source, run_options)
+        changes = [(c, _literal(c, v)) for c, v in zip(constants, best_values) if v != c.value]
+        edit = _edit_text(changes, len(finished), original_score, best.value)
+        child = _store_child(store, space, program, source, edit, results, _fingerprint(executor, source, run.space))
+    return TuneResult(program_id=program.id, study_name=name, trials=len(finished), constants=tuple(constants),
+                      best_values=best_values, original_score=original_score, best_score=float(best.value),
+                      best_trial=best.number, child_id=child.id, child_score=child.score, options=trial_options)
+
+
+def _check_study(study, settings: Mapping[str, Any]) -> None:
+    """Stamps a new study with what it tunes; refuses to resume one made for something else."""
+    attrs = study.user_attrs
+    if not attrs:
+        for k, v in settings.items():
+            study.set_user_attr(k, v)
+        return
+    for k in ("code_hash", "options"):
+        if attrs.get(k) != settings[k]:
+            what = "another program" if k == "code_hash" else f"other evaluation options ({attrs.get(k)})"
+            raise ValueError(f"study {study.study_name!r} was made for {what}; give another study name")
+
+
+def _best(study, original_params: Mapping[str, Any]):
+    """The best complete trial with a finite score; ties go to the original constants, then
+    to the earlier trial."""
+    import optuna
+
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if t.value is not None and math.isfinite(t.value)]
+    if not complete:
+        return None
+    return max(complete, key=lambda t: (t.value, t.params == original_params, -t.number))
+
+
+def _fingerprint(executor, source: str, space_name: str) -> list[float] | None:
+    """The program's behavioural fingerprint, computed in the executor as the loop does
+    (``discover.probe``); None if the probe fails."""
+    from discover.executor import Job
+    from discover.probe import PROBE_SPACE
+
+    result = executor.submit(Job(space=PROBE_SPACE, source=source, task=space_name, options={})).result()
+    return [float(x) for x in result.curve[0]] if result.ok and result.curve else None
+
+
+def _store_child(store, space, parent, source: str, edit: str, results: Mapping[str, TaskResult],
+                 fingerprint: Sequence[float] | None):
+    """Stores the tuned program as the loop stores an evaluated child (``Discovery._admit``
+    and ``Discovery._finish``): the program with its parent edge, one train evaluation per
+    task with seed 0, then its status and ``space.score`` of its stored train evaluations."""
+    from discover.store import EVALUATED, INVALID, TRAIN
+
+    child = store.add_program(parent.run_id, source, generation=parent.generation + 1, edit=edit,
+                              parents=[parent.id], mutator=MUTATOR, fingerprint=fingerprint)
+    for task, result in results.items():
+        store.record_evaluation(child.id, task, 0, TRAIN, result, device="cpu")
+    by_task = {e.task: e.result for e in store.evaluations(child.id, split=TRAIN)}
+    score = space.score([by_task[t] for t in space.train_tasks if t in by_task])
+    ok = math.isfinite(score)
+    return store.set_program_status(child.id, EVALUATED if ok else INVALID, score=score if ok else None)
