@@ -382,13 +382,16 @@ class TrialReport:
 
     Attributes:
       number: the trial's number in the study (0 is the original constants).
-      total: the number of trials the study will have when the tune ends.
+      finished: how many trials the study has finished with this one (complete or pruned;
+        trials an interrupted tune left running are not counted).
+      total: the number of finished trials the study will have when the tune ends.
       value: the trial's score; None when it failed (then ``reason`` says why).
       best_value, best_number: the best score so far and its trial (None before any success).
       values: the constants' values in this trial, in ``tunable_constants`` order.
     """
 
     number: int
+    finished: int
     total: int
     value: float | None
     reason: str | None
@@ -498,39 +501,160 @@ def _sampler_seed(seed: int, finished: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
+def _readable(value: int | float, original: int | float, kind: str) -> int | float:
+    """A sampled float rounded to 4 significant digits, so the stored program reads
+    ``ALPHA = 1.844``, not ``1.8444106660988564`` (a 0.005 % change the score cannot tell
+    apart); the original value itself is kept exactly."""
+    if kind == INT or value == original:
+        return value
+    return float(f"{value:.4g}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """Everything a tune needs, checked before any trial runs."""
+
+    program: Any
+    run: Any
+    space: Any
+    constants: tuple[Constant, ...]
+    ranges: tuple[SearchRange, ...]
+    tasks: tuple[str, ...]
+    run_options: Mapping[str, Any]
+    trial_options: Mapping[str, Any]
+    time_limit: float
+    memory_limit_mb: int
+    workers: int
+    study_name: str
+
+    @property
+    def original(self) -> tuple[int | float, ...]:
+        return tuple(c.value for c in self.constants)
+
+    @property
+    def original_params(self) -> dict[str, int | float]:
+        return {c.param: r.sampled(c.value) for c, r in zip(self.constants, self.ranges)}
+
+    def values(self, trial) -> tuple[int | float, ...]:
+        """The constants' values a finished trial evaluated."""
+        if "values" in trial.user_attrs:
+            return tuple(trial.user_attrs["values"])
+        return tuple(_readable(r.value(trial.params[c.param]), c.value, c.kind) if c.param in trial.params
+                     else c.value for c, r in zip(self.constants, self.ranges))
+
+
+def _plan(store, program_id, trials, workers, options, study_name) -> _Plan:
+    from discover import views
+    from discover.spaces import UnknownSpace, get_space
+
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"trials must be a whole number of at least 1, got {trials!r}")
+    program = views.resolve_program(store, program_id)
+    constants = tuple(tunable_constants(program.source))
+    if not constants:
+        raise ValueError(f"program {program.id} has no tunable constants: no named number and no float other "
+                         "than 0 and ±1 in its evolve block")
+    try:
+        space = get_space(program.space)
+    except UnknownSpace as e:
+        raise ValueError(f"cannot tune program {program.id}: {e}") from None
+    if not space.train_tasks:
+        raise ValueError(f"cannot tune program {program.id}: its space {space.name!r} has no train tasks")
+    run = store.get_run(program.run_id)
+    run_options, time_limit, memory_limit_mb, run_workers = _eval_settings(run)
+    cores = os.cpu_count() or 1
+    n = workers if workers is not None else min(run_workers or cores, cores)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"workers must be a whole number of at least 1, got {workers!r}")
+    return _Plan(program=program, run=run, space=space, constants=constants,
+                 ranges=tuple(search_range(c) for c in constants), tasks=tuple(space.train_tasks),
+                 run_options=run_options, trial_options={**run_options, **dict(options or {})},
+                 time_limit=time_limit, memory_limit_mb=memory_limit_mb, workers=min(n, len(space.train_tasks)),
+                 study_name=study_name or f"{STUDY_PREFIX}{program.id}")
+
+
+def _open_study(plan: _Plan, storage, seed: int):
+    """Creates or resumes the plan's study: stale running trials marked failed, the original
+    constants enqueued unless a finished or waiting trial has them, a seeded TPE sampler."""
+    import optuna
+
+    states = optuna.trial.TrialState
+    study = optuna.create_study(study_name=plan.study_name, storage=storage, direction="maximize",
+                                load_if_exists=True)
+    _check_study(study, {"program_id": plan.program.id, "code_hash": plan.program.code_hash,
+                         "options": json.loads(json.dumps(plan.trial_options, sort_keys=True, default=str))})
+    for t in study.get_trials(deepcopy=False, states=(states.RUNNING,)):
+        study.tell(t.number, state=states.FAIL)    # left by an interrupted tune
+    done = study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED))
+    if not any(t.params == plan.original_params
+               for t in study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED, states.WAITING))):
+        study.enqueue_trial(plan.original_params)
+    study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(seed, len(done)))
+    return study
+
+
+def _suggest(trial, plan: _Plan) -> tuple[int | float, ...]:
+    out = []
+    for c, r in zip(plan.constants, plan.ranges):
+        s = (trial.suggest_int(c.param, int(r.low), int(r.high), log=r.log) if r.kind == INT
+             else trial.suggest_float(c.param, r.low, r.high, log=r.log))
+        out.append(_readable(r.value(s), c.value, c.kind))
+    return tuple(out)
+
+
+def _finished(study):
+    import optuna
+
+    states = optuna.trial.TrialState
+    return study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED))
+
+
+def _best(study, plan: _Plan):
+    """The best complete trial with a finite score; ties go to the original constants, then
+    to the earlier trial. None when no trial succeeded."""
+    import optuna
+
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if t.value is not None and math.isfinite(t.value)]
+    if not complete:
+        return None
+    return max(complete, key=lambda t: (t.value, plan.values(t) == plan.original, -t.number))
+
+
 def tune_program(store, program_id: int | str, trials: int, *, seed: int = 0, workers: int | None = None,
                  options: Mapping[str, Any] | None = None, study_name: str | None = None,
                  progress: Callable[[TrialReport], None] | None = None) -> TuneResult:
     """Tunes a stored program's constants and stores the best setting as its child.
 
-    The objective of a trial: the program with the trial's constants (``substitute``),
-    evaluated on every train task of its space, seed 0, in the isolated executor
-    (``LocalExecutor``: warm workers keep game arrays and reference curves between trials),
-    with the run's evaluation options (``RunConfig.eval_options``, updated with ``options``)
-    and its time and memory limits, scored by ``space.score``. A trial whose program fails a
-    task or scores a non-finite number is pruned with the reason in its ``error`` user
-    attribute; it never stops the study.
+    The objective of a trial: the program with the trial's constants (``substitute``; sampled
+    floats rounded to 4 significant digits), evaluated on every train task of its space,
+    seed 0, in the isolated executor (``LocalExecutor``, whose warm workers keep game arrays
+    and reference curves between trials), with the run's evaluation options
+    (``RunConfig.eval_options``, updated with ``options``) and its time and memory limits,
+    scored by ``space.score``. A trial whose program fails a task or scores a non-finite
+    number is pruned, the reason in its ``error`` user attribute; it never stops the study.
+    Each trial's user attribute ``values`` holds the constants' values it evaluated.
 
     The study is ``study_name`` (default ``discover-tune-<program id>``) in the store's own
-    database, created or resumed (``load_if_exists``): its trial 0 is the original constants
-    (enqueued, so the best is never worse than the original on the measured score); a resumed
-    study runs only the trials missing to reach ``trials``, first marking trials that an
-    interrupted tune left running as failed (so one program is tuned by one process at a
-    time). The sampler is TPE seeded with ``seed``.
+    database (``study_storage``), created or resumed (``load_if_exists``): its trial 0 is
+    the original constants (enqueued, so the best is never worse than the original on the
+    measured score); a resumed study runs only the trials missing to reach ``trials``, first
+    marking trials that an interrupted tune left running as failed (so one program is tuned
+    by one process at a time). The sampler is TPE seeded with ``seed``.
 
-    At the end, unless the original is the best (ties go to the original), the best program
-    is stored as a child of the original exactly as the loop stores a mutation: same run,
-    generation + 1, edit naming each changed constant old → new, a "parent" edge to the
-    original, its behavioural fingerprint, one train evaluation per task (seed 0) and status
-    "evaluated" with ``space.score`` (or "invalid" without a score). When ``options`` change
-    the run's evaluation options, the child is evaluated once more with the run's own options
-    for the store, so its stored score compares with the run's other programs; its score
-    then may fall below the original's. If the run already holds the tuned source, that
-    program is returned.
+    At the end, unless the original is the best (ties go to the original: then nothing is
+    stored and ``child_id`` is None), the best program is stored as a child of the original
+    as the loop stores a mutation: same run, generation + 1, edit naming each changed
+    constant old → new, a "parent" edge to the original, its behavioural fingerprint, one
+    train evaluation per task (seed 0), and status "evaluated" with ``space.score`` (or
+    "invalid" without a score). When ``options`` change the run's evaluation options, the
+    child is evaluated once more with the run's own options for the store, so that its
+    stored score compares with the run's other programs (it may then fall below the
+    original's). If the run already holds the tuned source, that program is returned.
 
     Args:
       program_id: the program's id.
-      trials: the number of trials the study should have (≥ 1), trial 0 included.
+      trials: the number of finished trials the study should have (≥ 1), trial 0 included.
       seed: the TPE sampler's seed.
       workers: evaluation processes (default: the run's ``workers``, at most one per train
         task and per CPU core).
@@ -540,76 +664,38 @@ def tune_program(store, program_id: int | str, trials: int, *, seed: int = 0, wo
 
     Raises:
       ValueError: no program has the id, it has no tunable constants, ``trials`` < 1, its
-        space is unknown, or the study was made for another program or other options.
+        space is unknown, optuna is not installed, or the study was made for another
+        program or other options.
       discover.executor.WorkerStartError: no worker process could be started.
     """
-    from discover import views
     from discover.executor import Job, LocalExecutor
-    from discover.spaces import UnknownSpace, get_space
 
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise ValueError(f"trials must be a whole number of at least 1, got {trials!r}")
+    plan = _plan(store, program_id, trials, workers, options, study_name)
     try:
         import optuna
     except ImportError:
         raise ValueError("tuning needs optuna: pip install optuna") from None
-    program = views.resolve_program(store, program_id)
-    constants = tunable_constants(program.source)
-    if not constants:
-        raise ValueError(f"program {program.id} has no tunable constants: no named number and no float other "
-                         "than 0 and ±1 in its evolve block")
-    try:
-        space = get_space(program.space)
-    except UnknownSpace as e:
-        raise ValueError(f"cannot tune program {program.id}: {e}") from None
-    run = store.get_run(program.run_id)
-    run_options, time_limit, memory_limit_mb, run_workers = _eval_settings(run)
-    trial_options = {**run_options, **dict(options or {})}
-    tasks = list(space.train_tasks)
-    if not tasks:
-        raise ValueError(f"cannot tune program {program.id}: its space {space.name!r} has no train tasks")
-    n_workers = workers if workers is not None else min(run_workers or os.cpu_count() or 1, os.cpu_count() or 1)
-    n_workers = max(1, min(int(n_workers), len(tasks)))
-
-    ranges = [search_range(c) for c in constants]
-    original = tuple(c.value for c in constants)
-    original_params = {c.param: r.sampled(c.value) for c, r in zip(constants, ranges)}
-    name = study_name or f"{STUDY_PREFIX}{program.id}"
-    settings = {"program_id": program.id, "code_hash": program.code_hash,
-                "options": json.loads(json.dumps(trial_options, sort_keys=True, default=str))}
-
-    storage = study_storage(_database_url(store))
-    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
-    _check_study(study, settings)
-    states = optuna.trial.TrialState
-    for t in study.get_trials(deepcopy=False, states=(states.RUNNING,)):
-        study.tell(t.number, state=states.FAIL)    # left by an interrupted tune
-    done = study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED))
-    if not any(t.params == original_params for t in study.get_trials(
-            deepcopy=False, states=(states.COMPLETE, states.PRUNED, states.WAITING))):
-        study.enqueue_trial(original_params)
-    study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(seed, len(done)))
-
+    study = _open_study(plan, study_storage(_database_url(store)), seed)
     cache: dict[str, dict[str, TaskResult]] = {}
-    with LocalExecutor(workers=n_workers, time_limit=time_limit, memory_limit_mb=memory_limit_mb) as executor:
+
+    with LocalExecutor(workers=plan.workers, time_limit=plan.time_limit,
+                       memory_limit_mb=plan.memory_limit_mb) as executor:
 
         def evaluate(source: str, opts: Mapping[str, Any]) -> dict[str, TaskResult]:
             # One job per train task, seed 0, as the loop submits a program's train evaluations.
-            futures = {t: executor.submit(Job(space=program.space, source=source, task=t, seed=0,
-                                              options=dict(opts))) for t in tasks}
-            return {t: f.result() for t, f in futures.items()}
+            key = hashlib.sha256(repr((source, sorted(opts.items()))).encode()).hexdigest()
+            if key not in cache:
+                futures = {t: executor.submit(Job(space=plan.program.space, source=source, task=t, seed=0,
+                                                  options=dict(opts))) for t in plan.tasks}
+                cache[key] = {t: f.result() for t, f in futures.items()}
+            return cache[key]
 
         def objective(trial) -> float:
-            values = tuple(r.value(trial.suggest_int(c.param, int(r.low), int(r.high), log=r.log)
-                                   if r.kind == INT else trial.suggest_float(c.param, r.low, r.high, log=r.log))
-                           for c, r in zip(constants, ranges))
-            source = substitute(program.source, values)
-            key = hashlib.sha256(source.encode()).hexdigest()
-            if key not in cache:
-                cache[key] = evaluate(source, trial_options)
-            results = cache[key]
-            score = space.score(list(results.values()))
+            values = _suggest(trial, plan)
+            trial.set_user_attr("values", list(values))
+            results = evaluate(substitute(plan.program.source, values), plan.trial_options)
             trial.set_user_attr("statuses", {t: r.status for t, r in results.items()})
+            score = plan.space.score(list(results.values()))
             if not math.isfinite(score):
                 reason = _failure_reason(results)
                 trial.set_user_attr("error", reason)
@@ -619,42 +705,41 @@ def tune_program(store, program_id: int | str, trials: int, *, seed: int = 0, wo
         def report(study_, frozen) -> None:
             if progress is None:
                 return
-            best = _best(study_, original_params)
-            values = tuple(r.value(frozen.params[c.param]) if c.param in frozen.params else c.value
-                           for c, r in zip(constants, ranges))
-            ok = frozen.state == states.COMPLETE
-            progress(TrialReport(number=frozen.number, total=trials, value=frozen.value if ok else None,
+            best = _best(study_, plan)
+            ok = frozen.state == optuna.trial.TrialState.COMPLETE
+            progress(TrialReport(number=frozen.number, finished=len(_finished(study_)), total=trials,
+                                 value=frozen.value if ok else None,
                                  reason=None if ok else frozen.user_attrs.get("error", frozen.state.name.lower()),
                                  best_value=best.value if best else None, best_number=best.number if best else None,
-                                 values=values))
+                                 values=plan.values(frozen)))
 
-        remaining = trials - len(done)
+        remaining = trials - len(_finished(study))
         if remaining > 0:
-            study.optimize(objective, n_trials=remaining, callbacks=[report], catch=())
+            study.optimize(objective, n_trials=remaining, callbacks=[report])
+        return _conclude(store, plan, study, evaluate, executor)
 
-        finished = study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED))
-        best = _best(study, original_params)
-        original_trial = next((t for t in finished if t.params == original_params), None)
-        original_score = (original_trial.value if original_trial is not None and original_trial.state == states.COMPLETE
-                          else -math.inf)
-        if best is None or best.params == original_params or best.value <= original_score:
-            return TuneResult(program_id=program.id, study_name=name, trials=len(finished), constants=tuple(constants),
-                              best_values=original, original_score=original_score,
-                              best_score=original_score, best_trial=original_trial.number if original_trial else 0,
-                              child_id=None, child_score=None, options=trial_options)
 
-        best_values = tuple(r.value(best.params[c.param]) for c, r in zip(constants, ranges))
-        source = substitute(program.source, best_values)
-        if trial_options == run_options and hashlib.sha256(source.encode()).hexdigest() in cache:
-            results = cache[hashlib.sha256(source.encode()).hexdigest()]
-        else:
-            results = evaluate(source, run_options)
-        changes = [(c, _literal(c, v)) for c, v in zip(constants, best_values) if v != c.value]
-        edit = _edit_text(changes, len(finished), original_score, best.value)
-        child = _store_child(store, space, program, source, edit, results, _fingerprint(executor, source, run.space))
-    return TuneResult(program_id=program.id, study_name=name, trials=len(finished), constants=tuple(constants),
-                      best_values=best_values, original_score=original_score, best_score=float(best.value),
-                      best_trial=best.number, child_id=child.id, child_score=child.score, options=trial_options)
+def _conclude(store, plan: _Plan, study, evaluate: Callable, executor) -> TuneResult:
+    """The tune's result; stores the best program as a child unless the original is best."""
+    finished = _finished(study)
+    best = _best(study, plan)
+    first = next((t for t in finished if plan.values(t) == plan.original), None)
+    original_score = first.value if first is not None and first.value is not None else -math.inf
+    common = dict(program_id=plan.program.id, study_name=plan.study_name, trials=len(finished),
+                  constants=plan.constants, original_score=original_score, options=plan.trial_options)
+    if best is None or plan.values(best) == plan.original or best.value <= original_score:
+        return TuneResult(best_values=plan.original, best_score=original_score,
+                          best_trial=first.number if first is not None else 0, child_id=None, child_score=None,
+                          **common)
+    values = plan.values(best)
+    source = substitute(plan.program.source, values)
+    results = evaluate(source, plan.run_options)     # cached when the trials used the run's options
+    changes = [(c, _literal(c, v)) for c, v in zip(plan.constants, values) if v != c.value]
+    edit = _edit_text(changes, len(finished), original_score, best.value)
+    child = _store_child(store, plan.space, plan.program, source, edit, results,
+                         _fingerprint(executor, source, plan.run.space))
+    return TuneResult(best_values=values, best_score=float(best.value), best_trial=best.number,
+                      child_id=child.id, child_score=child.score, **common)
 
 
 def _check_study(study, settings: Mapping[str, Any]) -> None:
@@ -668,18 +753,6 @@ def _check_study(study, settings: Mapping[str, Any]) -> None:
         if attrs.get(k) != settings[k]:
             what = "another program" if k == "code_hash" else f"other evaluation options ({attrs.get(k)})"
             raise ValueError(f"study {study.study_name!r} was made for {what}; give another study name")
-
-
-def _best(study, original_params: Mapping[str, Any]):
-    """The best complete trial with a finite score; ties go to the original constants, then
-    to the earlier trial."""
-    import optuna
-
-    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if t.value is not None and math.isfinite(t.value)]
-    if not complete:
-        return None
-    return max(complete, key=lambda t: (t.value, t.params == original_params, -t.number))
 
 
 def _fingerprint(executor, source: str, space_name: str) -> list[float] | None:

@@ -270,8 +270,10 @@ def test_tune_stores_a_better_child_and_the_study(db_url):
     child = store.program(result.child_id)
     assert (child.run_id, child.generation, child.status, child.mutator) == (run.id, 1, "evaluated", "tune")
     assert [(e.parent_id, e.role) for e in store.parents(child.id)] == [(seed.id, "parent")]
-    expected_values = list(best.params.values())
-    assert [c.value for c in tunable_constants(child.source)] == pytest.approx(expected_values, rel=1e-15)
+    # The values evaluated are the sampled ones rounded to 4 significant digits.
+    expected_values = best.user_attrs["values"]
+    assert expected_values == [float(f"{x:.4g}") for x in best.params.values()]
+    assert [c.value for c in tunable_constants(child.source)] == expected_values
     assert child.source == substitute(seed.source, expected_values)
     # Its score is what the evaluator gives its source here, and not below the original's.
     assert child.score == pytest.approx(_score_here(child.source), abs=1e-12)
