@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from discover import views
-from discover.algorithms import CFR_SPACE, normalize_name
+from discover.algorithms import ADVANTAGE_SPACE, CFR_SPACE, PSRO_SPACE, normalize_name
 from discover.space import Space, TaskResult
 from discover.store import HELD_OUT, REEVAL, ProgramRecord, RunRecord, Store
 
@@ -198,30 +198,69 @@ def _lineage_text(metadata: Mapping[str, Any]) -> str:
     return "\n".join(["| program | generation | made from | score | edit |", "|---|---|---|---|---|", *lines])
 
 
-def _usage(module: str, is_cfr: bool) -> tuple[str, str]:
-    """(the module docstring's usage lines, the README's usage section)."""
-    if not is_cfr:
-        return "", ""
-    doc = (f"\n    import pyspiel\n    from open_spiel.python.algorithms import exploitability\n"
-           f"    from {module} import Solver\n\n    game = pyspiel.load_game(\"leduc_poker\")\n"
-           f"    solver = Solver(game)\n    for _ in range(1000):\n        solver.evaluate_and_update_policy()\n"
-           f"    exploitability.exploitability(game, solver.average_policy())\n")
-    readme = ("\nAs an OpenSpiel-style CFR solver, on any sequential OpenSpiel game (simultaneous-move "
-              "games through `pyspiel.load_game_as_turn_based`):\n\n```python\nimport pyspiel\n"
-              "from open_spiel.python.algorithms import exploitability\n"
-              f"from {module} import Solver\n\ngame = pyspiel.load_game(\"leduc_poker\")\n"
-              "solver = Solver(game)            # backend=\"jax\" | \"numpy\" | \"auto\"\n"
-              "for _ in range(1000):\n    solver.evaluate_and_update_policy()\n"
-              "print(exploitability.exploitability(game, solver.average_policy()))\n```\n")
-    return doc, readme
+@dataclasses.dataclass(frozen=True)
+class Adapter:
+    """What the package of one space offers beyond ``ALGORITHM``: files of
+    ``export_template/`` (``string.Template`` text, ``$module`` substituted in the usage),
+    each "" for none.
+
+    Attributes:
+      code: appended to the package's ``__init__.py``: the adapter and ``__all__``.
+      tests: appended to ``tests/test_algorithm.py``: the adapter's checks.
+      doc_usage: usage lines for the package's module docstring.
+      readme_usage: the README's section on calling it from one's own code.
+      score_note: a sentence on what the space's score means, for the README.
+    """
+
+    code: str = "generic_adapter.py.tmpl"
+    tests: str = ""
+    doc_usage: str = ""
+    readme_usage: str = ""
+    score_note: str = ""
+
+
+_DRIFT_NOTE = (" For policy objectives, a task's score is (R − R_random) / (R_PPO − R_random): 1 matches "
+               "PPO (clip 0.2, GAE) trained the same way, 0 the uniform random policy.")
+
+# The adapter of each space; spaces not named here get ``GENERIC`` (``ALGORITHM`` only).
+ADAPTERS: Mapping[str, Adapter] = {
+    CFR_SPACE: Adapter(
+        "cfr_adapter.py.tmpl", "test_cfr.py.tmpl", "cfr_usage.txt.tmpl", "cfr_usage.md.tmpl",
+        " For `cfr_variants`, 0 means as good as CFR+ and +1 ten times less exploitable, on "
+        "average over log-spaced checkpoints (Tammelin 2014 for CFR+)."),
+    PSRO_SPACE: Adapter(
+        "psro_adapter.py.tmpl", "test_psro.py.tmpl", "psro_usage.txt.tmpl", "psro_usage.md.tmpl",
+        " For `psro_meta_solvers`, 0 means as good as uniform meta-strategies (fictitious play) and "
+        "+1 ten times less exploitable, on average over log-spaced PSRO checkpoints."),
+    "ppo_objectives": Adapter(
+        "drift_adapter.py.tmpl", "test_drift.py.tmpl", "drift_usage.txt.tmpl", "drift_usage.md.tmpl", _DRIFT_NOTE),
+    "temporal_objectives": Adapter(
+        "drift_adapter.py.tmpl", "test_drift.py.tmpl", "temporal_usage.txt.tmpl", "temporal_usage.md.tmpl",
+        _DRIFT_NOTE),
+    ADVANTAGE_SPACE: Adapter(
+        "advantage_adapter.py.tmpl", "test_advantages.py.tmpl", "advantage_usage.txt.tmpl",
+        "advantage_usage.md.tmpl", _DRIFT_NOTE.replace("PPO (clip 0.2, GAE)", "PPO with GAE")),
+}
+GENERIC = Adapter()
+
+
+def adapter_for(space: str) -> Adapter:
+    """The adapter of ``space`` (a space name as a program records it), ``GENERIC`` if it
+    has none."""
+    return ADAPTERS.get(space, GENERIC)
+
+
+def _text(name: str, **values: str) -> str:
+    """The template file ``name`` ("" for none), with ``values`` substituted."""
+    return _template(name).substitute(values) if name else ""
 
 
 def render_package(metadata: Mapping[str, Any], source: str) -> dict[str, str]:
     """The files of the package, by relative path."""
     name, module, space = metadata["name"], metadata["module"], metadata["space"]
-    is_cfr = space == CFR_SPACE
+    adapter = adapter_for(space)
     title = f"{name}: an evolved {space} program"
-    doc_usage, readme_usage = _usage(module, is_cfr)
+    doc_usage, readme_usage = _text(adapter.doc_usage, module=module), _text(adapter.readme_usage, module=module)
     program_id, run_name = metadata["program_id"], metadata["run"]["name"]
     common = {"name": name, "module": module, "space": space, "program_id": program_id, "run_name": run_name,
               "title": title}
@@ -233,12 +272,12 @@ def render_package(metadata: Mapping[str, Any], source: str) -> dict[str, str]:
             dependencies=", ".join(deps)),
         f"{module}/__init__.py": _template("module_init.py.tmpl").substitute(
             common, usage=doc_usage, name_repr=repr(name), space_repr=repr(space),
-            adapter=_template("cfr_adapter.py.tmpl" if is_cfr else "generic_adapter.py.tmpl").template),
+            adapter=_template(adapter.code).template),
         f"{module}/program.py": source,
         f"{module}/metadata.json": json.dumps(metadata, indent=2) + "\n",
         "metadata.json": json.dumps(metadata, indent=2) + "\n",
         "tests/test_algorithm.py": _template("test_algorithm.py.tmpl").substitute(
-            common, cfr_tests=_template("test_cfr.py.tmpl").template if is_cfr else ""),
+            common, adapter_tests=_template(adapter.tests).template if adapter.tests else ""),
     }
     scores = metadata["scores"]
     versions = metadata["versions"]["export"]
@@ -248,9 +287,7 @@ def render_package(metadata: Mapping[str, Any], source: str) -> dict[str, str]:
         stored_score=_fmt(scores["train"]["stored_score"]),
         held_out_score=_fmt(scores["held_out"]["score"]) if scores["held_out"]["tasks"] else "— (the space has no held-out tasks)",
         code_hash=metadata["code_hash"], results_table=_results_table(metadata), lineage=_lineage_text(metadata),
-        usage_section=readme_usage,
-        score_note=(" For `cfr_variants`, 0 means as good as CFR+ and +1 ten times less exploitable, on "
-                    "average over log-spaced checkpoints (Tammelin 2014 for CFR+)." if is_cfr else ""),
+        usage_section=readme_usage, score_note=adapter.score_note,
         evaluation=f"seed {metadata['evaluation']['seed']}" + (f" and options `{json.dumps(opts)}`" if opts else ""),
         versions="\n".join(f"- {k} {v}" for k, v in sorted(versions.items())))
     return files
