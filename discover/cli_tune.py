@@ -79,7 +79,7 @@ def _render(console: Console, result, program) -> None:
         table.add_row(c.name, str(c.line), c.text, Text(_value_text(v) if changed else "=",
                                                         style="bold green" if changed else "dim"))
     console.print(table)
-    console.print(f"score: original {_fmt(result.original_score)}, tuned {_fmt(result.best_score)}"
+    console.print(f"score: original {_fmt(result.original_score, '+.4f')}, tuned {_fmt(result.best_score, '+.4f')}"
                   + (f" (trial {result.best_trial})" if result.child_id is not None else ""))
     if result.child_id is None:
         console.print(f"the original constants are the best found: nothing stored; program {program.id} stays the one to use")

@@ -327,8 +327,25 @@ def _as_list(constants: Sequence[Constant], values: Mapping[int, Any] | Sequence
     return values
 
 
-def _literal(c: Constant, value: Any) -> str:
-    """The text that writes ``value`` in place of ``c``."""
+def _binding_tight(source: str) -> set[tuple[int, int]]:
+    """(line, character column) of the literals that bind tighter than a unary minus would:
+    the base of ``**`` (``0.5 ** t``) and the object of an attribute, call or subscript.
+    A negative value written there needs parentheses: ``-0.5 ** t`` is ``-(0.5 ** t)``."""
+    lines = source.splitlines()
+    out = set()
+    for node in ast.walk(parse_python(source)):
+        inner = (node.left if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow)
+                 else node.value if isinstance(node, (ast.Attribute, ast.Subscript))
+                 else node.func if isinstance(node, ast.Call) else None)
+        if isinstance(inner, ast.UnaryOp):
+            inner = inner.operand
+        if isinstance(inner, ast.Constant):
+            out.add((inner.lineno, _char_col(lines[inner.lineno - 1], inner.col_offset)))
+    return out
+
+
+def _literal(c: Constant, value: Any, tight: bool = False) -> str:
+    """The text that writes ``value`` in place of ``c`` (``tight``: see ``_binding_tight``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
         raise ValueError(f"constant {c.index} ({c.name}) needs a number, got {value!r}")
     x = float(value)
@@ -340,8 +357,8 @@ def _literal(c: Constant, value: Any) -> str:
         text = str(int(value) if isinstance(value, int) else int(x))
     else:
         text = repr(x)       # the shortest text that reads back as exactly x
-    if text.startswith("-") and not c.text.startswith("-"):
-        text = f"({text})"   # `t ** 2.0` -> `t ** (-0.5)`, never `t ** -0.5` parsed otherwise
+    if tight and text.startswith("-") and not c.text.startswith("-"):
+        text = f"({text})"
     return text
 
 
@@ -355,8 +372,8 @@ def substitute(source: str, values: Mapping[int, Any] | Sequence[Any]) -> str:
 
     Returns:
       The new source; only the literals that change are rewritten (floats as Python's
-      shortest round-trip text, negative values replacing an unsigned literal in
-      parentheses), and it parses.
+      shortest round-trip text; a negative value in parentheses where a bare minus would
+      bind differently, as the base of ``**``), and it parses.
 
     Raises:
       ValueError: a value is not a finite number, an integer constant gets a fraction, an
@@ -364,7 +381,8 @@ def substitute(source: str, values: Mapping[int, Any] | Sequence[Any]) -> str:
     """
     constants = tunable_constants(source)
     new = _as_list(constants, values)
-    edits = [(c, _literal(c, v)) for c, v in zip(constants, new)]
+    tight = _binding_tight(source)
+    edits = [(c, _literal(c, v, (c.line, c.col) in tight)) for c, v in zip(constants, new)]
     edits = [(c, text) for (c, text), v in zip(edits, new) if float(v) != float(c.value)]
     lines = source.splitlines(keepends=True)
     for c, text in sorted(edits, key=lambda e: (e[0].line, e[0].col), reverse=True):
@@ -489,7 +507,7 @@ def _failure_reason(results: Mapping[str, TaskResult]) -> str:
 
 
 def _edit_text(changes: Sequence[tuple[Constant, str]], trials: int, before: float, after: float) -> str:
-    parts = ", ".join(f"{c.name} {c.text} → {new.strip('()')}" for c, new in changes)
+    parts = ", ".join(f"{c.name} {c.text} → {new}" for c, new in changes)
     return f"tune (Optuna TPE, {trials} trials): {parts}; score {before:.4f} → {after:.4f}"
 
 

@@ -223,11 +223,18 @@ def test_substitute_round_trips_and_changes_only_what_it_is_asked():
     changed = [(a, b) for a, b in zip(DCFR.splitlines(), out.splitlines()) if a != b]
     assert changed == [("GAMMA = 2.0", "GAMMA = 3.25")]
     out = substitute(DCFR, [1.5, -0.375, 2])            # an int for a float constant stays a float
-    assert "BETA = (-0.375)" in out and "GAMMA = 2.0" in out
+    assert "BETA = -0.375" in out and "GAMMA = 2.0" in out
     ns: dict = {}
     exec(compile(out, "<test>", "exec"), ns)
     assert (ns["ALPHA"], ns["BETA"], ns["GAMMA"]) == (1.5, -0.375, 2.0)
     assert isinstance(ns["GAMMA"], float)
+    # A negative value as the base of ** gets parentheses: -0.5 ** t would be -(0.5 ** t).
+    src = "def f(t):\n    return 0.5 ** t + t ** 0.5 + 0.5 .real\n"
+    out = substitute(src, [-0.25, -0.25, -0.25])
+    assert out == "def f(t):\n    return (-0.25) ** t + t ** -0.25 + (-0.25) .real\n"
+    ns = {}
+    exec(compile(out, "<test>", "exec"), ns)
+    assert ns["f"](2.0) == pytest.approx(0.0625 + 2.0 ** -0.25 - 0.25)
     # Every literal of RULES changed at once: the result parses and reads back the new values.
     cs = tunable_constants(RULES)
     new = [(c.value * 3 if c.value else 1) if c.kind == "int" else -c.value * 1.75 for c in cs]
