@@ -13,13 +13,26 @@
                            ``discover`` (the engine), with the entry point
                            ``[discover.algorithms] <name> = discover_algo_<name>:ALGORITHM``
    ``discover_algo_<name>/program.py``     the program's source, verbatim
-   ``discover_algo_<name>/__init__.py``    ``ALGORITHM`` (``discover.algorithms.Algorithm``),
-                           and for CFR variants an OpenSpiel-style ``Solver``
+   ``discover_algo_<name>/__init__.py``    ``ALGORITHM`` (``discover.algorithms.Algorithm``)
+                           and the space's adapter (``ADAPTERS``)
    ``metadata.json``       (also inside the package) scores on the train and held-out tasks,
                            lineage (ancestor ids and edits), library versions, code hash
-   ``README.md``           results and lineage
-   ``tests/test_algorithm.py``  the package's own checks (it loads; for CFR variants, its
-                           solver lowers exploitability on Kuhn poker)
+   ``README.md``           results, lineage, and how to call the adapter from one's own code
+   ``tests/test_algorithm.py``  the package's own checks (it loads, and the adapter's)
+
+The adapter of each space (``ADAPTERS``; other spaces get ``ALGORITHM`` alone):
+
+   ``cfr_variants``        ``Solver(game)``: an OpenSpiel-style CFR solver; tests: it lowers
+                           exploitability on Kuhn poker
+   ``psro_meta_solvers``   ``MetaSolver(kind)``: payoff tensor in, one mixture per player out,
+                           state kept between calls, and a meta-strategy method for OpenSpiel's
+                           PSRO; tests: valid mixtures, OpenSpiel's meta-game form, exact PSRO
+                           on Kuhn poker ends below the uniform policy
+   ``ppo_objectives``,     ``loss(log_prob, old_log_prob, advantages, ...)``: the JAX policy
+   ``temporal_objectives`` loss, and ``drift``; tests: differentiable, the vanilla policy
+                           gradient at r = 1, a valid drift, PPO's surrogate for PPO's drift
+   ``advantage_rules``     ``advantages(rewards, values, dones, last_value, gamma, lam)``;
+                           tests: finite [T, E] outputs, compiled and eager agree
 
 Nothing is written if the program fails, and an existing ``out`` is never touched.
 """
