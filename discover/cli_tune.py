@@ -47,13 +47,13 @@ def _value_text(v: int | float, short: bool = False) -> str:
 def _progress_line(console: Console, constants) -> Callable:
     def show(r) -> None:
         values = "  ".join(f"{c.name}={_value_text(v, short=True)}" for c, v in zip(constants, r.values))
-        head = f"trial {r.finished}/{r.total}"
+        head = f"[{r.finished}/{r.total}] trial {r.number}"
         if r.value is None:
             outcome = Text(f"pruned: {r.reason}", style="red")
         else:
             outcome = Text(f"score {r.value:+.4f}", style="green" if r.number == r.best_number else "")
         best = f"best {r.best_value:+.4f} (trial {r.best_number})" if r.best_value is not None else "best —"
-        console.print(Text.assemble(f"{head:>12}  ", outcome, f"  {best}  ", Text(values, style="dim")))
+        console.print(Text.assemble(f"{head:>18}  ", outcome, f"  {best}  ", Text(values, style="dim")))
     return show
 
 

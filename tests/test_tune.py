@@ -386,7 +386,7 @@ def test_cli_tune_end_to_end(tmp_path, capsys):
     assert code == 0, err
     res = json.loads(out)
     assert res["program_id"] == seed.id and res["trials"] == 3
-    assert "trial 1/3" in err and "trial 3/3" in err
+    assert "[1/3] trial 0  score" in err and "[3/3] trial 2" in err
     study = _study(url, res["study_name"])
     assert len(study.trials) == 3
     assert res["original_score"] == pytest.approx(seed.score, abs=1e-12)
