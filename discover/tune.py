@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import hashlib
+import importlib.util
 import io
 import json
 import math
@@ -686,16 +687,23 @@ def tune_program(store, program_id: int | str, trials: int, *, seed: int = 0, wo
         program or other options.
       discover.executor.WorkerStartError: no worker process could be started.
     """
+    plan = _plan(store, program_id, trials, workers, options, study_name)
+    if importlib.util.find_spec("optuna") is None:
+        raise ValueError("tuning needs optuna: pip install optuna")
+    storage = study_storage(_database_url(store))
+    try:
+        return _tune(store, plan, _open_study(plan, storage, seed), trials, progress)
+    finally:
+        storage.engine.dispose()
+
+
+def _tune(store, plan: _Plan, study, trials: int, progress: Callable[[TrialReport], None] | None) -> TuneResult:
+    """Runs the missing trials of ``study`` in a pool of isolated workers, then concludes."""
+    import optuna
+
     from discover.executor import Job, LocalExecutor
 
-    plan = _plan(store, program_id, trials, workers, options, study_name)
-    try:
-        import optuna
-    except ImportError:
-        raise ValueError("tuning needs optuna: pip install optuna") from None
-    study = _open_study(plan, study_storage(_database_url(store)), seed)
     cache: dict[str, dict[str, TaskResult]] = {}
-
     with LocalExecutor(workers=plan.workers, time_limit=plan.time_limit,
                        memory_limit_mb=plan.memory_limit_mb) as executor:
 

@@ -350,38 +350,44 @@ def test_errors_are_one_clear_sentence(tmp_path):
 
 
 # ----------------------------------------------------------------------------- CLI
-def _parser():
+def _wired_parser():
+    """discover.cli.build_parser, with `tune` added if cli.py does not add it yet."""
     from discover import cli_tune
 
-    parser = argparse.ArgumentParser(prog="discover")
-    sub = parser.add_subparsers(dest="command")
+    parser = _BUILD_PARSER()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if "tune" not in sub.choices:
+        def command(name, help, example):
+            return sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    def command(name, help, example):
-        return sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-
-    cli_tune.register(sub, command)
+        cli_tune.register(sub, command)
     return parser
 
 
-def _cli(capsys, *argv):
-    from discover.cli import CliError
+from discover import cli as _cli  # noqa: E402
 
-    args = _parser().parse_args(list(argv))
-    try:
-        code = args.func(args)
-    except CliError as e:
-        code = 2
-        print(f"discover: error: {e}", file=__import__("sys").stderr)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+_BUILD_PARSER = _cli.build_parser
 
 
-def test_cli_tune_end_to_end(tmp_path, capsys):
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """Runs ``discover.cli.main(argv)`` in-process; returns (exit code, stdout, stderr)."""
+    monkeypatch.setattr(_cli, "build_parser", _wired_parser)
+
+    def run(*argv: str):
+        code = _cli.main(list(argv))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def test_cli_tune_end_to_end(tmp_path, run_cli):
     url = f"sqlite:///{tmp_path / 'd.db'}"
     store, run, seed = _seeded_run(url, MISTUNED)
     store.close()
-    code, out, err = _cli(capsys, "tune", str(seed.id), "--trials", "3", "--db", url, "--workers", "1",
+    code, out, err = run_cli("tune", str(seed.id), "--trials", "3", "--db", url, "--workers", "1",
                           "--seed", "0", "--json")
     assert code == 0, err
     res = json.loads(out)
@@ -395,12 +401,14 @@ def test_cli_tune_end_to_end(tmp_path, capsys):
         child = store.program(res["child_id"])
         assert child.score == pytest.approx(res["child_score"]) and child.score >= seed.score
     # The table, without --json, on the resumed study (no new trials).
-    code, out, err = _cli(capsys, "tune", str(seed.id), "--trials", "3", "--db", url, "--workers", "1")
+    code, out, err = run_cli("tune", str(seed.id), "--trials", "3", "--db", url, "--workers", "1")
     assert code == 0, err
     assert "ALPHA" in out and "GAMMA" in out and "score" in out
     # Bad input: one line, exit status 2.
-    code, out, err = _cli(capsys, "tune", "12345", "--trials", "2", "--db", url)
+    code, out, err = run_cli("tune", "12345", "--trials", "2", "--db", url)
     assert code == 2 and err.strip().splitlines() == [f"discover: error: no program with id 12345 in {url}"]
-    code, out, err = _cli(capsys, "tune", str(seed.id), "--trials", "0", "--db", url)
+    code, out, err = run_cli("tune", str(seed.id), "--trials", "0", "--db", url)
     assert code == 2 and "at least 1" in err
+    help_text = _wired_parser()._subparsers._group_actions[0].choices["tune"].format_help()
+    assert "example:" in help_text and "discover tune" in help_text
     store.close()
