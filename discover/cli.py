@@ -221,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from discover.cli_lineage import register
     register(sub, command)
+    from discover.cli_tune import register as register_tune
+    register_tune(sub, command)
     return parser
 
 

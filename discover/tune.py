@@ -485,7 +485,7 @@ def study_storage(url: str):
 
 def _database_url(store) -> str:
     # ``Store.url`` hides the password (it is for messages); the study needs the real URL.
-    return getattr(store, "_url", None) or store.url
+    return store.connection_url
 
 
 def _eval_settings(run) -> tuple[dict[str, Any], float, int, int | None]:

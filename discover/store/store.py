@@ -90,6 +90,12 @@ class Store:
         """The database URL, password hidden."""
         return _db.display_url(self._url)
 
+    @property
+    def connection_url(self) -> str:
+        """The database URL with its password, for another client of the same database
+        (the Optuna study of ``discover tune``). Never print it."""
+        return self._url
+
     def close(self) -> None:
         """Closes the pooled connections (the store reconnects if used again)."""
         self._reader.dispose()
