@@ -43,7 +43,10 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import re
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:  # NumPy is imported where it is used, as JAX is
+    import numpy as np
 
 ENTRY_POINT_GROUP = "discover.algorithms"
 CFR_SPACE = "cfr_variants"
@@ -341,7 +344,7 @@ class CfrSolver:
 META_SOLVER_FUNCTIONS: Mapping[str, str] = {"train": "train_meta_solver", "eval": "eval_meta_solver"}
 
 
-def as_payoff_tensor(payoffs) -> "np.ndarray":
+def as_payoff_tensor(payoffs) -> np.ndarray:
     """A meta-game in any of the accepted forms, as the payoff tensor ``[n_1, ..., n_P, P]``
     (float64) that the space's solvers take.
 
@@ -392,7 +395,7 @@ def as_payoff_tensor(payoffs) -> "np.ndarray":
     return tensor
 
 
-def joint_strategy(mixtures) -> "np.ndarray":
+def joint_strategy(mixtures) -> np.ndarray:
     """The product distribution of per-player mixtures, flattened with player 0's index
     slowest: ``[n_1·...·n_P]`` (the order of OpenSpiel's
     ``meta_strategies.get_joint_strategy_from_marginals``)."""
