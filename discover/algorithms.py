@@ -544,8 +544,8 @@ def drift_policy_loss(drift4: Callable, log_prob, old_log_prob, advantages, *, p
     if not (log_prob.shape == old_log_prob.shape == advantages.shape):
         raise ValueError(f"log_prob, old_log_prob and advantages must have one shape, got {log_prob.shape}, "
                          f"{old_log_prob.shape} and {advantages.shape}")
-    ratio = jnp.exp(log_prob - old_log_prob)
-    if normalize:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    drift = drift4(ratio, advantages, jnp.asarray(progress, jnp.float32), jnp.asarray(horizon, jnp.float32))
-    return -(ratio * advantages - drift).mean()
+    from evaluators.ppo import drift_policy_loss as trainer_loss
+
+    loss, _, _ = trainer_loss(drift4, log_prob, old_log_prob, advantages, jnp.asarray(progress, jnp.float32),
+                              jnp.asarray(horizon, jnp.float32), normalize)
+    return loss

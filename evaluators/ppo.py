@@ -380,6 +380,28 @@ class TrainOutput(NamedTuple):
     eval_returns: Array
 
 
+def drift_policy_loss(drift_fn: DriftFn, log_prob: Array, old_log_prob: Array, advantage: Array,
+                      progress: Array, horizon: Array, normalize: bool = True) -> tuple[Array, Array, Array]:
+    """Mirror learning's policy loss with drift ``drift_fn``, as the trainer computes it::
+
+        r = exp(log_prob − old_log_prob)
+        Â = (A − mean(A)) / (std(A) + 1e-8)          (if normalize)
+        L = −mean(r·Â − D(r, Â, progress, horizon))
+
+    Args:
+      log_prob, old_log_prob, advantage: ``[B]`` arrays of one minibatch.
+      progress, horizon: float32 scalars ``n/N`` and ``N``.
+
+    Returns:
+      ``(L, r [B], D [B])``.
+    """
+    ratio = jnp.exp(log_prob - old_log_prob)
+    if normalize:
+        advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+    drift = drift_fn(ratio, advantage, progress, horizon)
+    return -(ratio * advantage - drift).mean(), ratio, drift
+
+
 def make_train(config: PPOConfig, objective: Objective = PPO) -> Callable[[Array], TrainOutput]:
     """``train(key) -> TrainOutput`` for one seed; ``jax.jit(jax.vmap(train))(keys)`` for many.
 
@@ -403,11 +425,8 @@ def make_train(config: PPOConfig, objective: Objective = PPO) -> Callable[[Array
         logits, value = network.apply(params, mb.obs)
         log_probs = jax.nn.log_softmax(logits)
         log_prob = jnp.take_along_axis(log_probs, mb.action[:, None], axis=-1)[:, 0]
-        ratio = jnp.exp(log_prob - mb.log_prob)
-        if config.normalize_advantages:
-            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
-        drift = objective.drift(ratio, advantage, progress, horizon)
-        policy_loss = -(ratio * advantage - drift).mean()
+        policy_loss, ratio, drift = drift_policy_loss(objective.drift, log_prob, mb.log_prob, advantage,
+                                                      progress, horizon, config.normalize_advantages)
         value_clipped = mb.value + jnp.clip(value - mb.value, -config.value_clip, config.value_clip)
         value_loss = 0.5 * jnp.maximum(jnp.square(value - target), jnp.square(value_clipped - target)).mean()
         entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1).mean()
