@@ -102,8 +102,9 @@ def cmd_meta_train(args) -> int:
     console.print(f"run [bold]{result.run.name}[/bold] (id {result.run.id}): {len(result.program_ids)} means stored; "
                   f"final mean is program {result.program_ids[-1]}"
                   + (f", best is program {best.id} (score {_fmt(best.score)})" if best else ""))
-    console.print(Text(f"see: discover lineage {result.program_ids[-1]} --db …   discover show "
-                       f"{best.id if best else result.program_ids[-1]} --diff", style="dim"))
+    db = f" --db {args.db}" if args.db else ""
+    console.print(Text(f"see: discover lineage {result.program_ids[-1]}{db}   discover show "
+                       f"{best.id if best else result.program_ids[-1]} --diff{db}", style="dim"))
     return 0
 
 
