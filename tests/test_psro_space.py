@@ -26,7 +26,7 @@ from search_spaces.psro_meta_solvers import scoring
 from search_spaces.psro_meta_solvers.probe import probe_payoffs
 
 SOLVERS = ("train_meta_solver", "eval_meta_solver")
-SEED_NAMES = {"uniform", "nash", "regret_matching", "prd", "shor_psro"}
+SEED_NAMES = {"uniform", "nash", "regret_matching", "prd", "shor_psro", "alpha_rank"}
 UNIFORM = '''
 import numpy as np
 

@@ -7,7 +7,7 @@ A candidate defines ``train_meta_solver`` and ``eval_meta_solver`` (payoff tenso
 exact best responses with uniform tie-breaking, exact exploitability) and scored by their
 anytime exploitability relative to the uniform seed, i.e. fictitious play (``scoring``).
 Seeds in ``seeds/psro_meta_solvers``: uniform, Nash by linear programming, regret
-matching, projected replicator dynamics and SHOR-PSRO.
+matching, projected replicator dynamics, α-Rank and SHOR-PSRO.
 
 Games follow Li, Schultz, Hennes & Lanctot, "Discovering Multiagent Learning Algorithms
 with Large Language Models" (2026, arXiv:2602.16928), who evolve the same two solvers and
