@@ -223,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     register(sub, command)
     from discover.cli_tune import register as register_tune
     register_tune(sub, command)
+    from discover.cli_meta_train import register as register_meta_train
+    register_meta_train(sub, command)
     return parser
 
 
