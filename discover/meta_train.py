@@ -274,19 +274,7 @@ def _task_results(cfg: MetaTrainConfig, batch: _Batch, references, seconds: floa
             results.append(TaskResult.failure(INVALID, "training diverged: non-finite policy loss or returns",
                                               seconds))
             continue
-        per_seed = np.mean(returns, axis=1)
-        mean_return = float(np.mean(returns))
-        metrics = {
-            "score": rl_space.normalized_score(mean_return, reference),
-            "mean_return": mean_return,
-            "return_std_over_seeds": float(np.std(per_seed)),
-            "min_seed_return": float(np.min(per_seed)),
-            "ppo_return": reference["ppo"],
-            "random_return": reference["random"],
-            "total_timesteps": float(config.num_updates * config.batch_size),
-            "num_seeds": float(cfg.num_seeds),
-            "train_seconds": seconds,
-        }
+        metrics = rl_space.return_metrics(returns, reference, config, seconds)
         results.append(TaskResult(status=OK, metrics=metrics, curve=rl_space.learning_curve(curve),
                                   wall_time=seconds))
     return results

@@ -310,6 +310,27 @@ def normalized_score(mean_return: float, reference: Mapping[str, float]) -> floa
     return (mean_return - reference["random"]) / max(span, MIN_SCORE_SPAN)
 
 
+def return_metrics(eval_returns: np.ndarray, reference: Mapping[str, float], config: ppo.PPOConfig,
+                   train_seconds: float) -> dict[str, float]:
+    """The metrics of one evaluation from the final policies' episode returns
+    ``[num_seeds, episodes]``: ``score`` (``normalized_score``), ``mean_return``,
+    ``return_std_over_seeds``, ``min_seed_return``, the reference returns, the budget."""
+    returns = np.asarray(eval_returns, dtype=np.float64)
+    per_seed = returns.mean(axis=1)
+    mean_return = float(np.mean(returns))
+    return {
+        "score": normalized_score(mean_return, reference),
+        "mean_return": mean_return,
+        "return_std_over_seeds": float(np.std(per_seed)),
+        "min_seed_return": float(np.min(per_seed)),
+        "ppo_return": reference["ppo"],
+        "random_return": reference["random"],
+        "total_timesteps": float(config.num_updates * config.batch_size),
+        "num_seeds": float(returns.shape[0]),
+        "train_seconds": train_seconds,
+    }
+
+
 def learning_curve(metrics: Mapping[str, np.ndarray], max_points: int = 200) -> list[list[float]]:
     """``[[env_steps, mean_return], ...]``: per update, the mean over seeds of the mean
     return of episodes that ended during that update (updates where none ended are left
@@ -377,20 +398,7 @@ class PolicyObjectiveSpace(Space):
             return TaskResult.failure(INVALID, f"training diverged: non-finite policy loss or returns{where}",
                                       time.perf_counter() - start)
         train_time = time.perf_counter() - start
-        per_seed = np.mean(out.eval_returns, axis=1)
-        mean_return = float(np.mean(out.eval_returns))
-        reference = reference_returns(config, num_seeds)
-        metrics = {
-            "score": normalized_score(mean_return, reference),
-            "mean_return": mean_return,
-            "return_std_over_seeds": float(np.std(per_seed)),
-            "min_seed_return": float(np.min(per_seed)),
-            "ppo_return": reference["ppo"],
-            "random_return": reference["random"],
-            "total_timesteps": float(config.num_updates * config.batch_size),
-            "num_seeds": float(num_seeds),
-            "train_seconds": train_time,
-        }
+        metrics = return_metrics(out.eval_returns, reference_returns(config, num_seeds), config, train_time)
         return TaskResult(status=OK, metrics=metrics, curve=learning_curve(out.metrics),
                           wall_time=time.perf_counter() - start)
 
