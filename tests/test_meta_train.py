@@ -8,23 +8,20 @@ read back through its public API.
 
 import argparse
 import json
-import os
-import uuid
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.pg import fresh_schema_url
+
 from discover.checks import static_check
 from discover.meta_train import MetaTrainConfig, generation_seed, meta_train
-from discover.program import code_hash
 from discover.store import Store
 from evaluators import lpo, rl_space
 from search_spaces.ppo_objectives import SPACE
 from search_spaces.temporal_objectives import SPACE as TEMPORAL_SPACE
 
-PG_URL = os.environ.get("DISCOVER_TEST_PG_URL")
 TINY_EVAL = dict(total_timesteps=2048, num_seeds=1, eval_episodes=4)
 # Two updates of CartPole's 4 × 128 rollout per run: the machinery, not learning.
 TINY_META = dict(generations=2, popsize=4, sigma=0.5, learning_rate=0.1, tasks=("CartPole-v1",),
@@ -46,21 +43,8 @@ def db_url(request, tmp_path_factory):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'discover.db'}"
         return
-    if not PG_URL:
-        pytest.skip("DISCOVER_TEST_PG_URL is not set, so there is no PostgreSQL server to test against")
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+    with fresh_schema_url() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

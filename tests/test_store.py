@@ -20,11 +20,12 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.pg import fresh_schema_url
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -38,7 +39,6 @@ from discover.store import (EVALUATED, INVALID, PENDING, Store, StoreError, alem
 from discover.store import _db
 from discover.store._models import Base
 
-PG_URL = os.environ.get("DISCOVER_TEST_PG_URL")
 REPO = Path(__file__).resolve().parents[1]
 TABLES = {"runs", "programs", "program_parents", "evaluations", "rejections", "llm_calls", "reflections"}
 
@@ -50,21 +50,8 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'discover.db'}"
         return
-    if not PG_URL:
-        pytest.skip("DISCOVER_TEST_PG_URL is not set, so there is no PostgreSQL server to test against "
-                    "(run `eval \"$(.ci/postgres.sh)\"` as root to start one)")
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    # Every connection of the test (and of its subprocesses) lives in that schema.
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+    with fresh_schema_url() as url:
+        yield url
 
 
 @pytest.fixture

@@ -16,12 +16,12 @@ import ast
 import io
 import json
 import math
-import os
 import tokenize
-import uuid
 
 import optuna
 import pytest
+
+from tests.pg import fresh_schema_url
 
 from discover.config import RunConfig
 from discover.space import TaskResult
@@ -60,34 +60,13 @@ def _score_here(source: str) -> float:
     return ONE_GAME.score([_evaluate_here(source)])
 
 
-def _pg_url():
-    """A fresh PostgreSQL schema on DISCOVER_TEST_PG_URL (as tests/test_store.py's db_url)."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    base = os.environ.get("DISCOVER_TEST_PG_URL")
-    if not base:
-        pytest.skip("DISCOVER_TEST_PG_URL is not set, so there is no PostgreSQL server to test against")
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False), admin, schema
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'discover.db'}"
         return
-    url, admin, schema = _pg_url()
-    try:
+    with fresh_schema_url() as url:
         yield url
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 def _seeded_run(url: str, source: str = DCFR, eval_options=None):
