@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the browser test of `discover ui` (tests/test_web.py) needs: Debian's
-# chromium and Playwright's Python package (used only as a driver: no `playwright install`,
-# the test launches /usr/bin/chromium). Safe to run again: every step checks first.
+# Installs what the browser test of `discover ui` (tests/test_web.py) needs beside the test
+# extra (which brings Playwright's Python package, used only as a driver): Debian's
+# chromium (no `playwright install`: the test launches /usr/bin/chromium). Safe to run
+# again: every step checks first.
 #
 # Usage (as root, on Debian):  bash .ci/browser.sh
 # Progress goes to stderr. Exits non-zero if chromium cannot be installed.
@@ -21,8 +22,4 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 log "$(chromium --version 2>/dev/null || echo 'chromium installed')"
 
-if ! python3 -c "import playwright.sync_api" >/dev/null 2>&1; then
-  log "installing Playwright's Python package"
-  python3 -m pip install --quiet --disable-pip-version-check "playwright>=1.40" >&2
-fi
 log "ready"

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from discover.extras import MissingExtra
 
 EXIT_USAGE = 2
 
@@ -54,19 +57,48 @@ def _get_space(name: str):
         raise CliError(str(e).strip("'\"")) from None
 
 
+def parse_options(items: Sequence[str]) -> dict[str, Any]:
+    """``["total_timesteps=20000", "backend=numpy"]`` → ``{"total_timesteps": 20000,
+    "backend": "numpy"}``: each value is read as a TOML value (numbers, booleans, quoted
+    strings, arrays) and otherwise taken as a plain string."""
+    import tomllib
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise CliError(f"--option needs KEY=VALUE with KEY a name, got {item!r}")
+        try:
+            out[key] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = value.strip()
+    return out
+
+
 # ----------------------------------------------------------------------------- spaces
 def cmd_spaces(args) -> int:
-    from discover.spaces import available_spaces
-    spaces = available_spaces()
+    from discover.extras import install_hint
+    from discover.spaces import space_catalogue
+    entries = space_catalogue()
     if args.json:
-        print(json.dumps([{"name": n, "train_tasks": list(s.train_tasks), "held_out_tasks": list(s.held_out_tasks),
-                           "seeds": sorted(s.seeds())} for n, s in sorted(spaces.items())]))
+        print(json.dumps([{"name": e.name, "available": e.available, "needs_extra": e.needs_extra,
+                           "error": e.error,
+                           "train_tasks": list(e.space.train_tasks) if e.space else None,
+                           "held_out_tasks": list(e.space.held_out_tasks) if e.space else None,
+                           "seeds": sorted(e.space.seeds()) if e.space else None} for e in entries]))
         return 0
     table = Table(title="search spaces")
     for col in ("space", "seeds", "train tasks", "held-out tasks"):
         table.add_column(col)
-    for n, s in sorted(spaces.items()):
-        table.add_row(n, ", ".join(sorted(s.seeds())), "\n".join(s.train_tasks), "\n".join(s.held_out_tasks))
+    for e in entries:
+        if e.space is not None:
+            s = e.space
+            table.add_row(e.name, ", ".join(sorted(s.seeds())), "\n".join(s.train_tasks), "\n".join(s.held_out_tasks))
+        elif e.needs_extra:
+            table.add_row(e.name, f"[yellow]needs the {e.needs_extra} extra:[/yellow] "
+                          + escape(install_hint(e.needs_extra, e.distribution or "discover")), "", "")
+        else:
+            table.add_row(e.name, f"[red]cannot be loaded:[/red] {escape(e.error or '')}", "", "")
     _console().print(table)
     return 0
 
@@ -81,17 +113,22 @@ def cmd_eval(args) -> int:
     except OSError as e:
         raise CliError(f"cannot read {str(path)!r}: {e.strerror}") from None
     tasks = args.game or list(space.train_tasks)
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = parse_options(args.option or [])
     if args.iterations is not None:
         if args.iterations < 1:
             raise CliError(f"--iterations must be at least 1, got {args.iterations}")
         options["iterations"] = args.iterations
     console = Console(stderr=True) if args.json else _console()
+    from discover.limits import TimeLimits
+    try:
+        limits = TimeLimits(args.time_limit, on_timing=lambda m: console.print(f"[dim]{m}[/dim]"))
+    except ValueError as e:
+        raise CliError(str(e)) from None
     results = {}
     for task in tasks:
         console.print(f"[dim]evaluating {path.name} on {task} …[/dim]")
         results[task] = evaluate_isolated(Job(space=args.space, source=source, task=task, seed=args.seed,
-                                              options=options), time_limit=args.time_limit,
+                                              options=options), time_limit=limits,
                                           memory_limit_mb=args.memory_limit_mb)
     table = Table(title=f"{path.name} on {space.name}")
     table.add_column("task")
@@ -213,8 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", required=True, help="search space")
     p.add_argument("--game", "--task", action="append", default=None, help="task (game string); repeatable; default: the train tasks")
     p.add_argument("--iterations", type=int, default=None, help="iterations (default: the space's)")
+    p.add_argument("--option", action="append", default=None, metavar="KEY=VALUE",
+                   help="a keyword option of the space's evaluate, e.g. --option total_timesteps=20000 "
+                   "--option num_seeds=1 (policy-objective spaces) or --option backend=numpy (CFR); repeatable")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed")
-    p.add_argument("--time-limit", type=float, default=1800.0, help="seconds per task")
+    p.add_argument("--time-limit", type=float, default=None, help="seconds per task (default: 10 × the space's "
+                   "reference program on that task, at least 20 s; see docs/commands.md)")
     p.add_argument("--memory-limit-mb", type=int, default=8192, help="memory limit of the evaluation process")
     p.add_argument("--json", action="store_true", help="last stdout line: JSON {task: [[iteration, value], ...]}")
     p.set_defaults(func=cmd_eval)
@@ -236,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.func(args)
-    except CliError as e:
+    except (CliError, MissingExtra) as e:
         print(f"discover: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -390,7 +390,8 @@ def register(subparsers, command: Callable) -> None:
     p.add_argument("--name", default=None, help="algorithm name (default: <space>_<id>); the distribution is "
                    "discover-algo-<name>")
     _add_db(p)
-    p.add_argument("--time-limit", type=float, default=1800.0, help="seconds per evaluation (default 1800)")
+    p.add_argument("--time-limit", type=float, default=None, help="seconds per evaluation (default: derived "
+                   "per task from the space's reference program, see docs/commands.md)")
     p.add_argument("--memory-limit-mb", type=int, default=8192, help="memory limit of each evaluation process")
     p.add_argument("--workers", type=int, default=None, help="evaluations at once (default: CPU cores)")
     _add_json(p, "the result (directory, names, metadata)")

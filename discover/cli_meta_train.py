@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import sys
+from types import SimpleNamespace
 from typing import Callable
 
 from rich.console import Console
@@ -23,7 +24,9 @@ from rich.text import Text
 
 from discover.meta_train import METHODS, SPACES, MetaTrainConfig
 
-DEFAULTS = MetaTrainConfig()
+# The defaults, read off the config's fields: building a MetaTrainConfig validates its tasks
+# against the trainer, which needs the rl extra, and `discover --help` must not.
+DEFAULTS = SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(MetaTrainConfig)})
 
 
 def _error(message: str):
@@ -58,8 +61,13 @@ def _progress_line(report, generations: int) -> Text:
 
 
 def cmd_meta_train(args) -> int:
-    from discover.meta_train import meta_train
+    from discover import extras
     from discover.store import Store, StoreError
+    try:
+        extras.require("rl", "discover meta-train")
+    except extras.MissingExtra as e:
+        raise _error(str(e)) from None
+    from discover.meta_train import meta_train
     try:
         tasks = tuple(args.task) if args.task else DEFAULTS.tasks
         cfg = MetaTrainConfig(space=args.space, method=args.method, generations=args.generations,

@@ -30,7 +30,8 @@ class RunConfig:
       seed: seeds every random choice of the run (mutations, selection ties).
       seeds: names of the seed programs to start from; empty means all of the space's.
       batch_size: programs proposed per generation; 0 means twice the workers.
-      time_limit: wall-time limit of one evaluation (one program on one task), seconds.
+      time_limit: wall-time limit of one evaluation (one program on one task), seconds; 0
+        derives it per task from the space's reference program (``discover.limits``).
       memory_limit_mb: memory limit of one evaluation process.
       epsilon: ε of the behavioural ε-net (relative distance); 0 rejects only exact duplicates.
       held_out_top: how many of the best programs are evaluated on the held-out tasks at the end.
@@ -47,7 +48,7 @@ class RunConfig:
     seed: int = 0
     seeds: tuple[str, ...] = ()
     batch_size: int = 0
-    time_limit: float = 600.0
+    time_limit: float = 0.0
     memory_limit_mb: int = 6144
     epsilon: float = 1e-9
     held_out_top: int = 3
@@ -62,8 +63,8 @@ class RunConfig:
             raise ConfigError(f"workers must be at least 1, got {self.workers}")
         if self.batch_size < 0:
             raise ConfigError(f"batch_size must be non-negative, got {self.batch_size}")
-        if self.time_limit <= 0 or self.memory_limit_mb <= 0:
-            raise ConfigError("time_limit and memory_limit_mb must be positive")
+        if self.time_limit < 0 or self.memory_limit_mb <= 0:
+            raise ConfigError("time_limit must be non-negative (0 derives it) and memory_limit_mb positive")
         if self.max_cost < 0:
             raise ConfigError(f"max_cost must be non-negative, got {self.max_cost}")
         if self.epsilon < 0:

@@ -63,7 +63,7 @@ import time
 import traceback
 import weakref
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from discover.space import CRASHED, ERROR, FORBIDDEN, MEMORY, STATUSES, TIMEOUT, TaskResult
 
@@ -464,7 +464,9 @@ class LocalExecutor:
 
     Args:
       workers: number of worker processes (default: the number of CPUs).
-      time_limit: wall-time limit per job, in seconds.
+      time_limit: wall-time limit per job, in seconds, or a callable ``limit(job) ->
+        seconds`` evaluated when the job is submitted (``discover.limits.TimeLimits``
+        derives each task's limit from the space's reference program).
       memory_limit_mb: data-segment limit per worker, in MiB (JAX alone needs ~250).
       cache_dirs: directories the harness (not the candidate) may write; the first one is
         passed to workers as ``DISCOVER_CACHE``. Default: ``$DISCOVER_CACHE`` or
@@ -477,14 +479,14 @@ class LocalExecutor:
             print(fut.result().status)
     """
 
-    def __init__(self, workers: int | None = None, time_limit: float = 300.0, memory_limit_mb: int = 4096,
-                 *, cache_dirs=None):
+    def __init__(self, workers: int | None = None, time_limit: float | Callable[[Job], float] = 300.0,
+                 memory_limit_mb: int = 4096, *, cache_dirs=None):
         n = (os.cpu_count() or 1) if workers is None else workers
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
-        _check_limits(time_limit, memory_limit_mb)
+        _check_limits(1.0 if callable(time_limit) else time_limit, memory_limit_mb)
         self.workers = n
-        self.time_limit = float(time_limit)
+        self.time_limit = time_limit if callable(time_limit) else float(time_limit)
         self.memory_limit_mb = int(memory_limit_mb)
         self._settings = _Settings(self.memory_limit_mb, _resolve_cache_dirs(cache_dirs))
         self._root = Path(tempfile.mkdtemp(prefix="discover-executor-"))
@@ -515,12 +517,15 @@ class LocalExecutor:
             from discover.spaces import get_space
             get_space(job.space)
             self._known_spaces.add(job.space)
+        limit = float(self.time_limit(job)) if callable(self.time_limit) else self.time_limit
+        _check_limits(limit, self.memory_limit_mb)
         future: concurrent.futures.Future[TaskResult] = concurrent.futures.Future()
         future.job = job  # type: ignore[attr-defined]  # to match results: future.job.tag
+        future.time_limit = limit  # type: ignore[attr-defined]
         with self._lock:
             if self._closing:
                 raise RuntimeError("cannot submit a job to an executor that was shut down")
-            self._queue.put((job, future))
+            self._queue.put((job, future, limit))
         return future
 
     def shutdown(self, wait: bool = True) -> None:
@@ -589,7 +594,7 @@ class LocalExecutor:
                 item = self._queue.get()
                 if item is None:
                     return
-                job, future = item
+                job, future, limit = item
                 if not future.set_running_or_notify_cancel():
                     continue
                 try:
@@ -597,7 +602,7 @@ class LocalExecutor:
                         self._retire(worker)
                         worker = None
                         worker = self._start_worker(slot)
-                    result, keep = worker.run(job, self.time_limit)
+                    result, keep = worker.run(job, limit)
                 except BaseException as e:  # noqa: BLE001 - the caller gets it through the future
                     self._retire(worker)
                     worker = None
@@ -617,8 +622,12 @@ class LocalExecutor:
             self._retire(worker)
 
 
-def evaluate_isolated(job: Job, time_limit: float, memory_limit_mb: int, *, cache_dirs=None) -> TaskResult:
+def evaluate_isolated(job: Job, time_limit: float | Callable[[Job], float], memory_limit_mb: int, *,
+                      cache_dirs=None) -> TaskResult:
     """Evaluates one job in one fresh isolated worker process, then stops it.
+
+    ``time_limit`` is in seconds, or a callable ``limit(job) -> seconds`` as for
+    ``LocalExecutor``.
 
     Raises:
       UnknownSpace: ``job.space`` names no space.
@@ -628,8 +637,9 @@ def evaluate_isolated(job: Job, time_limit: float, memory_limit_mb: int, *, cach
 
     if not isinstance(job, Job):
         raise TypeError(f"evaluate_isolated needs a Job, got {type(job).__name__}")
-    _check_limits(time_limit, memory_limit_mb)
     get_space(job.space)
+    time_limit = float(time_limit(job)) if callable(time_limit) else time_limit
+    _check_limits(time_limit, memory_limit_mb)
     root = Path(tempfile.mkdtemp(prefix="discover-eval-"))
     worker = None
     try:

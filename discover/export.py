@@ -58,7 +58,6 @@ from discover.store import HELD_OUT, REEVAL, ProgramRecord, RunRecord, Store
 
 TEMPLATES = Path(__file__).resolve().parent / "export_template"
 PACKAGE_VERSION = "0.1.0"
-DEFAULT_TIME_LIMIT = 1800.0
 DEFAULT_MEMORY_LIMIT_MB = 8192
 
 
@@ -107,7 +106,7 @@ class _Check:
 
 
 def reevaluate(store: Store, program: ProgramRecord, space: Space, options: Mapping[str, Any], seed: int,
-               time_limit: float, memory_limit_mb: int, workers: int = 1,
+               time_limit: float | None, memory_limit_mb: int, workers: int = 1,
                on_result: Callable[[str, str, TaskResult], None] | None = None) -> dict[str, dict[str, TaskResult]]:
     """Evaluates ``program`` afresh on the space's train tasks (split "reeval") and
     held-out tasks (split "held_out") with ``seed``, each in its own isolated worker, and
@@ -117,6 +116,9 @@ def reevaluate(store: Store, program: ProgramRecord, space: Space, options: Mapp
       ``{"reeval": {task: result}, "held_out": {task: result}}`` in the space's task order.
     """
     from discover.executor import Job, evaluate_isolated
+    from discover.limits import TimeLimits
+
+    limits = TimeLimits(time_limit)
 
     checks = ([_Check(REEVAL, t) for t in space.train_tasks]
               + [_Check(HELD_OUT, t) for t in space.held_out_tasks])
@@ -124,7 +126,7 @@ def reevaluate(store: Store, program: ProgramRecord, space: Space, options: Mapp
 
     def run(check: _Check) -> TaskResult:
         job = Job(space=program.space, source=program.source, task=check.task, seed=seed, options=dict(options))
-        return evaluate_isolated(job, time_limit=time_limit, memory_limit_mb=memory_limit_mb)
+        return evaluate_isolated(job, time_limit=limits, memory_limit_mb=memory_limit_mb)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
         futures = {pool.submit(run, c): c for c in checks}
@@ -326,7 +328,7 @@ def _write_tree(files: Mapping[str, str], out: Path) -> None:
 
 # ----------------------------------------------------------------------------- entry point
 def export_program(store: Store, program_id: int | str, out: str | Path, name: str | None = None, *,
-                   time_limit: float = DEFAULT_TIME_LIMIT, memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB,
+                   time_limit: float | None = None, memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB,
                    workers: int | None = None,
                    on_result: Callable[[str, str, TaskResult], None] | None = None) -> ExportResult:
     """Re-evaluates a program and writes it as an installable package (module docstring).
@@ -335,7 +337,8 @@ def export_program(store: Store, program_id: int | str, out: str | Path, name: s
       program_id: the program's id in ``store``.
       out: the package directory to create; it must not exist.
       name: the algorithm's name (letters, digits, ``_``/``-``); default ``default_name``.
-      time_limit, memory_limit_mb: limits of each isolated evaluation.
+      time_limit, memory_limit_mb: limits of each isolated evaluation; a time limit of
+        None derives it per task (``discover.limits``).
       workers: evaluations run at once (default: the number of CPU cores).
       on_result: called as ``(split, task, result)`` after each evaluation.
 

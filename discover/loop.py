@@ -490,10 +490,16 @@ class Discovery:
             futs[pid] = {t: self.executor.submit(Job(space=self.config.space, source=p.source, task=t, seed=0,
                                                      options=opts, tag=(pid, t)))
                          for t in self.space.held_out_tasks if t not in have}
+        total = sum(len(fs) for fs in futs.values())
+        done = 0
         scores = {}
         for pid, fs in futs.items():
             for task, f in fs.items():
                 self.store.record_evaluation(pid, task, 0, HELD_OUT, f.result(), device="cpu")
+                done += 1
+                self.progress.phase = (f"held-out evaluation {done}/{total}: program {pid} on "
+                                       f"{self.space.task_label(task)} {f.result().status}")
+                self._on_progress(self.progress)
             by_task = {e.task: e.result for e in self.store.evaluations(pid) if e.split == HELD_OUT}
             s = self.space.score([by_task[t] for t in self.space.held_out_tasks if t in by_task])
             self.store.set_held_out_score(pid, s if math.isfinite(s) else None)

@@ -51,8 +51,6 @@ import math
 import time
 from typing import Any, Callable, Mapping, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from discover.loop import TRAIN
@@ -220,6 +218,8 @@ def _population_evaluator(configs: tuple, temporal: bool) -> Callable:
     """``evaluate(thetas [M, P], keys [S, 2], random [T], span [T]) -> dict`` compiled with
     the trainer's XLA options. Cached, so later calls (and a resumed run in the same
     process) reuse the compiled code; shapes M and S are part of JAX's own jit cache."""
+    import jax
+    import jax.numpy as jnp
     from evaluators import lpo, ppo
 
     def member(theta, keys):
@@ -248,6 +248,8 @@ def _population_evaluator(configs: tuple, temporal: bool) -> Callable:
 
 def _evaluate(cfg: MetaTrainConfig, thetas: np.ndarray, generation: int,
               references: Sequence[Mapping[str, float]]) -> _Batch:
+    import jax
+    import jax.numpy as jnp
     from evaluators import rl_space
     evaluate = _population_evaluator(cfg.ppo_configs(), cfg.temporal)
     random = np.asarray([r["random"] for r in references], np.float32)
@@ -296,6 +298,7 @@ def _store_mean(store, run, space, cfg: MetaTrainConfig, theta: np.ndarray, gene
     """Stores m_g as a program of ``space`` with its evaluations and score, as the
     discovery loop does (``Discovery._finish``); idempotent, so a resumed generation
     finds what it stored before."""
+    import jax
     from evaluators import lpo, rl_space
     edit = _edit(cfg, generation)
     source = lpo.render_program(theta, generation=generation, note=edit, temporal=cfg.temporal)
@@ -348,6 +351,7 @@ def _open_run(store, cfg: MetaTrainConfig, run_name: str | None):
 
 # ----------------------------------------------------------------------------- main
 def _make_strategy(cfg: MetaTrainConfig, num_params: int):
+    import jax.numpy as jnp
     import optax
     from evosax.algorithms import Open_ES
     es = Open_ES(population_size=cfg.popsize, solution=jnp.zeros(num_params, jnp.float32),
@@ -376,6 +380,8 @@ def meta_train(store, *, space: str = "ppo_objectives", method: str = "openes", 
         method or task, bad numbers, or a run name taken by another kind of run or by a
         meta-train run with other settings.
     """
+    import jax
+    import jax.numpy as jnp
     from discover.spaces import get_space
     from evaluators import lpo, rl_space
 

@@ -19,6 +19,9 @@ from discover.space import INVALID, OK, Space, TaskResult
 class ProbeSpace(Space):
     name = "probe"
     probe = None
+    # A probe calls the candidate's functions on a few small inputs: seconds at most, worker
+    # start-up included; a candidate that hangs on them is stopped at the engine's floor.
+    time_limit = 20.0
 
     def evaluate(self, source: str, task: str, seed: int = 0, **options) -> TaskResult:
         from discover.spaces import get_space

@@ -9,13 +9,16 @@ import json
 import math
 import os
 import platform
+import threading
 import time
+from concurrent.futures import Future
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from discover.config import ConfigError, RunConfig
@@ -45,6 +48,11 @@ def make_mutator(config: RunConfig):
     if config.llm == "offline":
         from discover.mutators.offline import OfflineMutator
         return OfflineMutator(seed=config.seed)
+    from discover.extras import MissingExtra, require
+    try:
+        require("llm", "the LLM mutator")
+    except MissingExtra as e:
+        raise RunError(str(e)) from None
     from discover.mutators.llm import LLMConfig, LLMConfigError, LLMMutator, check_model_access, parse_models
     try:
         models = parse_models(config.llm)
@@ -59,7 +67,7 @@ def make_mutator(config: RunConfig):
     except LLMConfigError as e:
         raise RunError(str(e)) from None
     except ImportError:
-        raise RunError("the LLM mutator needs litellm: pip install 'discover[llm]'") from None
+        raise RunError(str(MissingExtra("the LLM mutator", "llm"))) from None
 
 
 def _progress_table(p: Progress, space: str) -> Table:
@@ -100,7 +108,8 @@ class _Display:
         key = (p.phase, p.evaluated)
         if key != self._last and (p.phase != self._last[0] if self._last else True):
             best = f"{p.best_score:.4f} (program {p.best_id})" if math.isfinite(p.best_score) else "—"
-            self.console.print(f"[{p.phase}] evaluated {p.evaluated}/{p.budget}  best {best}  "
+            # The phase in brackets is text, not rich markup (which would swallow it).
+            self.console.print(escape(f"[{p.phase}]") + f" evaluated {p.evaluated}/{p.budget}  best {best}  "
                                f"valid/invalid/rejected {p.valid}/{p.invalid}/{p.rejected}  "
                                f"{p.per_minute:.1f}/min" + (f"  spend ${p.cost:.4f}" if p.cost else ""))
         self._last = key
@@ -144,6 +153,7 @@ def run_discovery(values: Mapping[str, Any], *, source: str = "command line", db
                   run_name: str | None = None, resume: bool = False, console: Console | None = None):
     """Runs or resumes a discovery run; returns the store's run record when done."""
     from discover.executor import LocalExecutor
+    from discover.limits import TimeLimits
     from discover.store import Store, StoreError
 
     console = console or Console()
@@ -153,6 +163,12 @@ def run_discovery(values: Mapping[str, Any], *, source: str = "command line", db
         raise RunError(str(e)) from None
     if not resume:
         _space(values.get("space", RunConfig.space))  # an unknown space fails before a run is created
+    if values.get("llm", "offline") != "offline":
+        from discover.extras import MissingExtra, require
+        try:
+            require("llm", "the LLM mutator")     # before a run is created, too
+        except MissingExtra as e:
+            raise RunError(str(e)) from None
     try:
         run, config = _resolve_run(store, values, source, run_name, resume)
     except ConfigError as e:
@@ -163,7 +179,8 @@ def run_discovery(values: Mapping[str, Any], *, source: str = "command line", db
                   f"{config.workers} workers, mutator {config.llm}, database {store.url}")
     status = "failed"
     try:
-        with LocalExecutor(workers=config.workers, time_limit=config.time_limit,
+        limits = TimeLimits(config.time_limit or None, on_timing=lambda m: console.print(f"[dim]{m}[/dim]"))
+        with LocalExecutor(workers=config.workers, time_limit=limits,
                            memory_limit_mb=config.memory_limit_mb) as executor, _Display(console, space.name) as show:
             disc = Discovery(space, store, executor, mutator, config, run, on_progress=show)
             try:
@@ -173,7 +190,8 @@ def run_discovery(values: Mapping[str, Any], *, source: str = "command line", db
             status = "finished"
             if disc.progress.stop_reason:
                 console.print(f"[yellow]stopped early:[/yellow] {disc.progress.stop_reason}")
-            summary = summarize(space, store, run, executor, config)
+            summary = summarize(space, store, run, executor, config,
+                                on_progress=lambda m: console.print(f"[dim]{m}[/dim]"))
         print_summary(console, summary, space)
     except KeyboardInterrupt:
         status = "stopped"
@@ -192,7 +210,6 @@ def _reference_cache_dir() -> Path:
 def _reference_eval(executor, space: Space, space_spec: str, source: str, task: str, options: Mapping[str, Any]) -> "Future":
     """Evaluations of seeds that are not part of the run, cached on disk: they are
     deterministic and only serve the final comparison."""
-    from concurrent.futures import Future
     from discover.executor import Job
     key = hashlib.sha256(json.dumps([space.name, source, task, dict(options)], sort_keys=True).encode()).hexdigest()
     path = _reference_cache_dir() / f"{key}.json"
@@ -213,6 +230,34 @@ def _reference_eval(executor, space: Space, space_spec: str, source: str, task: 
     return fut
 
 
+class _Countdown:
+    """Reports each finished evaluation of a batch the summary waits for, as it finishes:
+    ``summary 3/21: dcfr on liars_dice-6 ok (4.1 s), 18 left``."""
+
+    def __init__(self, space: Space, on_progress: Callable[[str], None] | None):
+        self.space, self.show = space, on_progress
+
+    def start(self, title: str, items: list[tuple[str, str, "Future"]]) -> None:
+        if self.show is None or not items:
+            return
+        show, total, lock = self.show, len(items), threading.Lock()
+        done = [0]
+        show(f"{title}: {total} evaluation(s) …")
+
+        def finished(name: str, task: str, fut) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                return
+            r = fut.result()
+            with lock:
+                done[0] += 1
+                n = done[0]
+            show(f"summary {n}/{total}: {name} on {self.space.task_label(task)} {r.status} "
+                 f"({r.wall_time:.1f} s), {total - n} left")
+
+        for name, task, fut in items:
+            fut.add_done_callback(lambda f, name=name, task=task: finished(name, task, f))
+
+
 FRESH_SEED_OFFSET = 1_000_000  # far above any seed the loop's re-evaluations reach
 
 
@@ -222,7 +267,8 @@ def fresh_seed(store, run) -> int:
     return max(used, default=0) + FRESH_SEED_OFFSET
 
 
-def _fresh_evaluations(space: Space, store, executor, config: RunConfig, rows: list[dict], seed: int) -> None:
+def _fresh_evaluations(space: Space, store, executor, config: RunConfig, rows: list[dict], seed: int,
+                       report: "_Countdown") -> None:
     """Re-evaluates every compared program of a stochastic space on the train tasks with
     ``seed``, which no evaluation of the run used, so the best program's lead is measured
     on training runs that took no part in selecting it. Results of programs in the run
@@ -237,6 +283,8 @@ def _fresh_evaluations(space: Space, store, executor, config: RunConfig, rows: l
                                      options=dict(config.eval_options)))
               for t in space.train_tasks}
         futs.append((row, fs))
+    report.start(f"summary: re-evaluating {len(rows)} program(s) on the train tasks with fresh seed {seed}",
+                 [(row["name"], t, f) for row, fs in futs for t, f in fs.items()])
     for row, fs in futs:
         results = {t: f.result() for t, f in fs.items()}
         if row["id"] is not None:
@@ -246,10 +294,15 @@ def _fresh_evaluations(space: Space, store, executor, config: RunConfig, rows: l
         row["fresh_score"] = space.score([results[t] for t in space.train_tasks])
 
 
-def summarize(space: Space, store, run, executor, config: RunConfig) -> dict[str, Any]:
+def summarize(space: Space, store, run, executor, config: RunConfig,
+              on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Best program found vs every seed of the space, on train and held-out tasks; for a
-    stochastic space also on the train tasks with a seed the run never used."""
+    stochastic space also on the train tasks with a seed the run never used.
+
+    ``on_progress`` gets one line as each evaluation the summary waits for finishes
+    (which program, which task, how many are left)."""
     from discover.program import code_hash
+    report = _Countdown(space, on_progress)
     rows = []
     top = store.top(run.id, n=1)
     if top:
@@ -271,6 +324,8 @@ def summarize(space: Space, store, run, executor, config: RunConfig) -> dict[str
             futs.update({(HELD_OUT, t): _reference_eval(executor, space, config.space, src, t, config.eval_options)
                          for t in space.held_out_tasks})
             pending.append((name, src, futs))
+    report.start(f"summary: evaluating {len(pending)} seed(s) that are not in the run on the train and "
+                 "held-out tasks", [(name, k[1], f) for name, _, futs in pending for k, f in futs.items()])
     for name, src, futs in pending:
         results = {k: f.result() for k, f in futs.items()}
         rows.append({"name": name, "id": None, "source": src,
@@ -280,7 +335,7 @@ def summarize(space: Space, store, run, executor, config: RunConfig) -> dict[str
     summary: dict[str, Any] = {"run": run.name, "rows": rows}
     if space.stochastic and rows:
         seed = fresh_seed(store, run)
-        _fresh_evaluations(space, store, executor, config, rows, seed)
+        _fresh_evaluations(space, store, executor, config, rows, seed, report)
         summary["fresh_seed"] = seed
     return summary
 

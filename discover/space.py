@@ -107,6 +107,10 @@ class Space:
       train_tasks / held_out_tasks: task identifiers (for game spaces: game strings).
       stochastic: True where evaluating twice with different seeds gives different scores.
       mechanisms: for the offline mutator, snippets of known mechanisms worth splicing in.
+      reference_seed: the seed (a name in ``seeds()``) whose evaluation time on a task sets
+        that task's wall-time limit (``discover.limits``); None for none.
+      time_limit: a fixed per-evaluation wall-time limit in seconds for a space without a
+        reference seed; None for ``discover.limits.FALLBACK_S``.
     """
 
     name: str = ""
@@ -117,6 +121,8 @@ class Space:
     held_out_tasks: tuple[str, ...] = ()
     stochastic: bool = False
     mechanisms: Mapping[str, str] = {}
+    reference_seed: str | None = None
+    time_limit: float | None = None
 
     def seeds(self) -> dict[str, str]:
         """Seed programs by name, as source text."""

@@ -9,16 +9,22 @@ A space is found, in this order, as:
    only, so not to executor workers: use form 1 or an entry point for those);
 3. an entry point named ``name`` in the ``discover.spaces`` group, whose object is the
    space (``cfr_variants = "search_spaces.cfr_variants:SPACE"``): how installed packages,
-   third-party ones included, add spaces;
+   third-party ones included, add spaces. An entry point names the optional extras its
+   space needs (``ppo_objectives = "search_spaces.ppo_objectives:SPACE [rl]"``); where one
+   is not installed, the space is listed (``space_catalogue``) but not imported, and
+   ``get_space`` raises ``discover.extras.MissingExtra``, one line naming the extra;
 4. ``search_spaces.<name>.SPACE``, so that a source checkout works before ``pip install``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 import warnings
 
+from discover import extras
+from discover.extras import MissingExtra
 from discover.space import Space
 
 ENTRY_POINT_GROUP = "discover.spaces"
@@ -96,25 +102,94 @@ def _from_builtin(name: str) -> Space | None:
     return None if space is None else _checked(space, f"search_spaces.{name}.SPACE")
 
 
-def available_spaces() -> dict[str, Space]:
-    """Every space that ``get_space`` can find by plain name, by name. A space whose
-    package fails to load is left out with a warning (``get_space`` raises its error)."""
-    found: dict[str, Space] = {}
+@dataclasses.dataclass(frozen=True)
+class SpaceEntry:
+    """One space ``discover spaces`` lists, loadable or not.
+
+    Attributes:
+      name: the space's name.
+      space: the space, or None where it cannot be loaded here.
+      needs_extra: the optional extra (of ``distribution``) whose packages are missing, if
+        that is why it cannot be loaded; read from the entry point, without importing it.
+      distribution: the installed distribution that registers it ("" for one found only in
+        a source checkout or registered in this process).
+      error: why it cannot be loaded, one line (None when it can).
+    """
+
+    name: str
+    space: Space | None
+    needs_extra: str | None = None
+    distribution: str = ""
+    error: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.space is not None
+
+
+def _entry_point_extra(name: str, ep) -> MissingExtra | None:
+    """The first extra named on ``ep`` (``module:ATTR [rl]``) whose packages are missing."""
+    dist = getattr(getattr(ep, "dist", None), "name", None) or extras.DISTRIBUTION
+    for extra in ep.extras:
+        missing = extras.missing_packages(extra, dist)
+        if missing:
+            return MissingExtra(f"space {name}", extra, dist, missing)
+    return None
+
+
+def _load_entry_point(name: str, ep) -> Space:
+    problem = _entry_point_extra(name, ep)
+    if problem is not None:
+        raise problem
+    return _checked(ep.load(), f"entry point {name!r}")
+
+
+def space_catalogue() -> list[SpaceEntry]:
+    """Every space findable by plain name, loadable or not, sorted by name. A space that
+    needs a missing extra is listed with that extra and not imported."""
+    found: dict[str, SpaceEntry] = {}
+    eps = _entry_points()
     for name in _builtin_names():
+        if name in eps:
+            continue                      # the installed entry point says what it needs
         try:
             space = _from_builtin(name)
         except Exception as e:  # noqa: BLE001 - one broken space must not hide the others
-            warnings.warn(f"space {name!r} could not be loaded: {e}", stacklevel=2)
+            found[name] = SpaceEntry(name, None, error=_one_line(e))
             continue
         if space is not None:
-            found[name] = space
-    for name, ep in _entry_points().items():
+            found[name] = SpaceEntry(name, space)
+    for name, ep in eps.items():
+        dist = getattr(getattr(ep, "dist", None), "name", None) or ""
+        problem = _entry_point_extra(name, ep)
+        if problem is not None:
+            found[name] = SpaceEntry(name, None, problem.extra, dist, str(problem))
+            continue
         try:
-            found[name] = _checked(ep.load(), f"entry point {name!r}")
+            found[name] = SpaceEntry(name, _checked(ep.load(), f"entry point {name!r}"), distribution=dist)
         except Exception as e:  # noqa: BLE001
-            warnings.warn(f"space {name!r} could not be loaded: {e}", stacklevel=2)
-    found.update(_registered)
-    return found
+            found[name] = SpaceEntry(name, None, distribution=dist, error=_one_line(e))
+    for name, space in _registered.items():
+        found[name] = SpaceEntry(name, space)
+    return [found[n] for n in sorted(found)]
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def available_spaces() -> dict[str, Space]:
+    """Every space that ``get_space`` can find by plain name and load here, by name. A
+    space whose package fails to load is left out with a warning (``get_space`` raises its
+    error); one that needs a missing extra is left out silently (``space_catalogue`` lists it)."""
+    out = {}
+    for entry in space_catalogue():
+        if entry.space is not None:
+            out[entry.name] = entry.space
+        elif entry.needs_extra is None:
+            warnings.warn(f"space {entry.name!r} could not be loaded: {entry.error}", stacklevel=2)
+    return out
 
 
 def get_space(name: str) -> Space:
@@ -122,6 +197,7 @@ def get_space(name: str) -> Space:
 
     Raises:
       UnknownSpace: no space has that name; the message lists the available ones.
+      MissingExtra: the space needs an optional extra that is not installed.
     """
     if not isinstance(name, str) or not name:
         raise UnknownSpace(f"unknown space {name!r}; a space name is a non-empty string")
@@ -131,9 +207,10 @@ def get_space(name: str) -> Space:
         return _registered[name]
     ep = _entry_points().get(name)
     if ep is not None:
-        return _checked(ep.load(), f"entry point {name!r}")
+        return _load_entry_point(name, ep)
     space = _from_builtin(name)
     if space is not None:
         return space
-    available = ", ".join(sorted(available_spaces())) or "none"
+    available = ", ".join(e.name for e in space_catalogue()) or "none"
     raise UnknownSpace(f"unknown space {name!r}; available: {available}")
+

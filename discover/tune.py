@@ -704,7 +704,9 @@ def _tune(store, plan: _Plan, study, trials: int, progress: Callable[[TrialRepor
     from discover.executor import Job, LocalExecutor
 
     cache: dict[str, dict[str, TaskResult]] = {}
-    with LocalExecutor(workers=plan.workers, time_limit=plan.time_limit,
+    from discover.limits import TimeLimits
+
+    with LocalExecutor(workers=plan.workers, time_limit=TimeLimits(plan.time_limit or None),
                        memory_limit_mb=plan.memory_limit_mb) as executor:
 
         def evaluate(source: str, opts: Mapping[str, Any]) -> dict[str, TaskResult]:

@@ -220,3 +220,22 @@ def test_noisy_space_reevaluates_top_programs_and_scores_them_by_their_mean(tmp_
     best = store.top(run.id, n=1)[0]
     fresh = [e for e in store.evaluations(best.id, split="reeval")]
     assert fresh and all(e.seed >= 1_000_000 for e in fresh)
+
+
+def test_the_end_of_a_run_reports_each_held_out_and_summary_evaluation(tmp_path):
+    import io
+    import re
+
+    from rich.console import Console
+    out = io.StringIO()
+    run_discovery({"space": FIT, "budget": 6, "workers": 1, "seed": 2, "seeds": "parabola"},
+                  db=f"sqlite:///{tmp_path / 'p.db'}", run_name="progress", console=Console(file=out, width=200))
+    text = out.getvalue()
+    held = [tuple(map(int, m)) for m in re.findall(r"held-out evaluation (\d+)/(\d+): program \d+ on far", text)]
+    assert held and [k for k, _ in held] == list(range(1, held[-1][1] + 1)), text
+    # "linear" is a seed of the space the run did not start from: the summary evaluates it
+    # on the two train tasks and the held-out task, and says so as each one finishes.
+    summary = re.findall(r"summary (\d)/3: linear on (\w+) ok \(\d+\.\d s\), (\d) left", text)
+    assert sorted(int(k) for k, _, _ in summary) == [1, 2, 3], text
+    assert {t for _, t, _ in summary} == {"left", "right", "far"}
+    assert all(int(k) + int(left) == 3 for k, _, left in summary)

@@ -127,6 +127,10 @@ def make_engines(url_text: str) -> tuple[Engine, Engine]:
     except NoSuchModuleError:
         raise StoreError(f"cannot open database {shown!r}: unknown database kind {url.drivername!r}") from None
     except ImportError as e:
+        if backend == "postgresql":
+            from discover.extras import MissingExtra
+            hint = str(MissingExtra("PostgreSQL", "postgres"))
+            raise StoreError(f"cannot open database {shown!r}: {hint}") from None
         raise StoreError(f"cannot open database {shown!r}: its driver is not installed ({e.name or e})") from None
 
 

@@ -103,6 +103,7 @@ class AdvantageRulesSpace(PolicyObjectiveSpace):
     doc = DOC
     required_functions = ("advantages",)
     seeds_dir = Path(__file__).resolve().parents[2] / "seeds" / "advantage_rules"
+    reference_seed = "gae"   # its evaluation time sets each task's time limit
     mechanisms = MECHANISMS
 
     def objective(self, namespace):

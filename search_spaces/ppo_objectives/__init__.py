@@ -123,6 +123,7 @@ class PPOObjectivesSpace(DriftSpace):
     name = "ppo_objectives"
     doc = DOC
     seeds_dir = Path(__file__).resolve().parents[2] / "seeds" / "ppo_objectives"
+    reference_seed = "ppo_clip"   # its evaluation time sets each task's time limit
     mechanisms = MECHANISMS
 
     def drift4(self, namespace):

@@ -132,6 +132,7 @@ class TemporalObjectivesSpace(DriftSpace):
     name = "temporal_objectives"
     doc = DOC
     seeds_dir = Path(__file__).resolve().parents[2] / "seeds" / "temporal_objectives"
+    reference_seed = "ppo_clip"   # its evaluation time sets each task's time limit
     mechanisms = MECHANISMS
     progresses = PROBE_PROGRESS
 
