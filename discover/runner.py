@@ -107,11 +107,15 @@ class _Display:
             return
         key = (p.phase, p.evaluated)
         if key != self._last and (p.phase != self._last[0] if self._last else True):
-            best = f"{p.best_score:.4f} (program {p.best_id})" if math.isfinite(p.best_score) else "—"
             # The phase in brackets is text, not rich markup (which would swallow it).
-            self.console.print(escape(f"[{p.phase}]") + f" evaluated {p.evaluated}/{p.budget}  best {best}  "
-                               f"valid/invalid/rejected {p.valid}/{p.invalid}/{p.rejected}  "
-                               f"{p.per_minute:.1f}/min" + (f"  spend ${p.cost:.4f}" if p.cost else ""))
+            phase = escape(f"[{p.phase}]")
+            if self._last is not None and p.evaluated == self._last[1] and p.evaluated == p.budget:
+                self.console.print(phase)      # the end of the run: the counts no longer change
+            else:
+                best = f"{p.best_score:.4f} (program {p.best_id})" if math.isfinite(p.best_score) else "—"
+                self.console.print(phase + f" evaluated {p.evaluated}/{p.budget}  best {best}  "
+                                   f"valid/invalid/rejected {p.valid}/{p.invalid}/{p.rejected}  "
+                                   f"{p.per_minute:.1f}/min" + (f"  spend ${p.cost:.4f}" if p.cost else ""))
         self._last = key
 
 
