@@ -14,6 +14,17 @@ One generation:
 Everything is written to the store before the next step relies on it, so a run killed at any
 moment resumes from the store alone: finished evaluations are kept, half-evaluated programs
 get their missing tasks, and the budget counts what was done.
+
+Resume is the live path replayed, so a resumed run makes the choices an uninterrupted one
+makes. The selector is told each program's score and fingerprint in id order, as it was live;
+a parent's expansion count is, live and on resume alike, the number of stored children
+(programs and rejections) it has as first parent — picks that left no record (a proposal
+identical to an earlier rejection) are taken back once a generation is admitted. The last
+generation with any record may have been cut short (during its probes, its admission or its
+evaluations), so resume restores the generations before it and runs that generation again:
+its proposals are the same (the random streams are functions of the run seed and the
+generation), what was stored already is found again by code hash (programs, rejections and
+evaluations are idempotent), and only what is missing is evaluated.
 """
 
 from __future__ import annotations
@@ -88,6 +99,7 @@ class Discovery:
         self.progress = Progress(budget=config.budget)
         self._on_progress = on_progress or (lambda p: None)
         self._hashes: set[str] = set()
+        self._rejected: set[str] = set()   # code hashes with a stored rejection
         self._programs: dict[int, Any] = {}
         self._generation = 0
         self._outcomes: list[EditOutcome] = []
@@ -101,13 +113,19 @@ class Discovery:
 
     # ------------------------------------------------------------------ state from store
     def _restore(self) -> list:
-        """Rebuilds selector, ε-net and counters from the store; returns pending programs."""
+        """Rebuilds selector, ε-net and counters from the store, up to the last generation
+        with a record, which the loop runs again (module docstring); returns the pending
+        programs of earlier generations."""
         pending = []
         programs = sorted(self.store.programs(self.run.id), key=lambda p: p.id)
+        rejections = self.store.rejections(self.run.id)
+        replay = max([p.generation for p in programs] + [r.generation for r in rejections], default=0)
+        self._generation = max(0, replay - 1)
         for p in programs:
+            if replay and p.generation == replay:
+                continue
             self._programs[p.id] = p
             self._hashes.add(p.code_hash)
-            self._generation = max(self._generation, p.generation)
             for parent in self.store.parents(p.id):
                 if parent.role == "parent" and parent.parent_id in self._programs:
                     self.selector.expanded(parent.parent_id)
@@ -124,9 +142,14 @@ class Discovery:
                         self.selector.tell(p.id, sc, fp)
                 else:
                     self.selector.tell(p.id, p.score if p.score is not None else -math.inf, fp)
-        for r in self.store.rejections(self.run.id):
+        for r in rejections:
+            if replay and r.generation == replay:
+                continue
             self._hashes.add(r.code_hash)
+            self._rejected.add(r.code_hash)
             self.progress.rejected += 1
+            if r.parent_ids and r.parent_ids[0] in self._programs:
+                self.selector.expanded(r.parent_ids[0])
         self.progress.evaluated_at_start = self.progress.evaluated
         return pending
 
@@ -161,7 +184,9 @@ class Discovery:
         self.store.set_program_status(program.id, status, score=score if ok else None)
         program = self.store.program(program.id)
         self._programs[program.id] = program
-        self.selector.tell(program.id, score)
+        # With its fingerprint, as on resume: inspirations are chosen by behaviour.
+        fp = np.asarray(program.fingerprint) if program.fingerprint is not None else None
+        self.selector.tell(program.id, score, fp)
         self._count(status, score if ok else None, program)
         self._on_progress(self.progress)
 
@@ -288,6 +313,14 @@ class Discovery:
         if not pending:
             return
         self.progress.phase = "resuming"
+        unprobed = [p for p in pending if p.fingerprint is None]    # killed before its probe was stored
+        for p, pr in zip(unprobed, self._probe([p.source for p in unprobed])):
+            if pr.ok:
+                fp = np.asarray(pr.curve[0], dtype=np.float64)
+                self.store.set_fingerprint(p.id, fp.tolist())
+                self.net.admit(p.id, fp)
+                self._programs[p.id] = self.store.program(p.id)
+        pending = [self._programs.get(p.id, p) for p in pending]
         done = {p.id: {e.task for e in self.store.evaluations(p.id) if e.split == TRAIN} for p in pending}
         self._evaluate_programs(pending, done)
 
@@ -332,7 +365,8 @@ class Discovery:
             return []
 
     def _admit(self, proposals: Sequence[Proposal], g: int) -> list[tuple[Any, Proposal]]:
-        """Text checks, then the isolated probe and the ε-net; stores the survivors."""
+        """Text checks, then the isolated probe and the ε-net; stores the survivors. Picks
+        whose proposal left no new record are taken back from the selector's counts."""
         from discover.program import code_hash
         checked: list[Proposal] = []
         for prop in proposals:
@@ -388,7 +422,10 @@ class Discovery:
             self.progress.cost = float(total)
 
     def _submit(self, admitted: Sequence[tuple[Any, Proposal]]) -> list:
-        return [(p, prop, self._submit_train(p)) for p, prop in admitted]
+        # A generation run again after a resume finds some evaluations stored already.
+        return [(p, prop, self._submit_train(p, {e.task for e in self.store.evaluations(p.id)
+                                                 if e.split == TRAIN and e.seed == 0}))
+                for p, prop in admitted]
 
     def _collect(self, submitted: Sequence, g: int) -> None:
         """Waits for a generation's evaluations (in proposal order), tells the selector and
@@ -409,8 +446,8 @@ class Discovery:
         """A short note after each evaluated batch; every `long_every` batches a long-term
         summary replaces the previous one. With a model the model writes them; offline (or
         when the model call fails) they are statistics over the edits made so far."""
-        if not submitted:
-            return
+        if not submitted or any(r.generation == g for r in self.store.reflections(self.run.id, kind="short")):
+            return          # none, or written before a resume ran this generation again
         note = ""
         if hasattr(self.mutator, "reflect"):
             batch = [(self._parent(p.id), self._programs[p.id].score) for p, _, _ in submitted]
@@ -471,8 +508,14 @@ class Discovery:
             self._collect(submitted, submitted_gen)
 
     def _reject(self, prop: Proposal, generation: int, reason: str) -> None:
+        from discover.program import code_hash
+        h = code_hash(prop.source)
+        if h in self._rejected and prop.parents and prop.parents[0] in self._programs:
+            # record_rejection keeps the first rejection of a code: this pick leaves no record.
+            self.selector.expanded(prop.parents[0], -1)
         self.store.record_rejection(self.run.id, prop.source, reason, list(prop.parents), generation,
                                     edit=prop.edit, mutator=self.mutator.name)
+        self._rejected.add(h)
         self.progress.rejected += 1
         record = getattr(self.mutator, "record_outcome", None)
         if record is not None:

@@ -114,12 +114,20 @@ class Selector:
         if fingerprint is not None:
             e.fingerprint = fingerprint
 
-    def expanded(self, program_id: int) -> None:
-        """Counts one use of a program as a parent (replayed on resume)."""
-        self._entries[program_id].expansions += 1
-        self._total_expansions += 1
+    def expanded(self, program_id: int, count: int = 1) -> None:
+        """Counts ``count`` uses of a program as a parent (negative to take picks back)."""
+        self._entries[program_id].expansions += count
+        self._total_expansions += count
 
     # -- asked --------------------------------------------------------------------------
+    def fingerprint(self, program_id: int) -> np.ndarray | None:
+        """The behavioural fingerprint the selector was told for a program, if any."""
+        return self._entries[program_id].fingerprint
+
+    def expansions(self, program_id: int) -> int:
+        """How often a program has been used as a parent."""
+        return self._entries[program_id].expansions
+
     def mean(self, program_id: int) -> float:
         s = self._entries[program_id].scores
         return sum(s) / len(s) if s else -math.inf

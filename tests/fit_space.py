@@ -34,8 +34,11 @@ class FitSpace(Space):
     held_out_tasks = ("far",)
     mechanisms = {"quadratic": "def f(x):\n    return 1.0 * x * x + 0.5\n"}
 
-    def evaluate(self, source: str, task: str, seed: int = 0, **options) -> TaskResult:
+    def evaluate(self, source: str, task: str, seed: int = 0, delay_s: float = 0.0, **options) -> TaskResult:
+        """``delay_s`` (an eval option) makes each evaluation take at least that long, so
+        tests can stop a run in the middle of a generation."""
         start = time.perf_counter()
+        time.sleep(float(delay_s))
         ns: dict = {"__name__": "candidate"}
         exec(compile(source, "<candidate>", "exec"), ns)
         lo, hi = RANGES[task]

@@ -239,3 +239,83 @@ def test_the_end_of_a_run_reports_each_held_out_and_summary_evaluation(tmp_path)
     assert sorted(int(k) for k, _, _ in summary) == [1, 2, 3], text
     assert {t for _, t, _ in summary} == {"left", "right", "far"}
     assert all(int(k) + int(left) == 3 for k, _, left in summary)
+
+
+def _pending(db_path) -> int:
+    con = sqlite3.connect(db_path)
+    try:
+        return con.execute("select count(*) from programs where status = 'pending' and generation > 0").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+def test_a_run_killed_twice_mid_generation_resumes_into_the_uninterrupted_run(tmp_path):
+    """SIGKILL while a generation is being evaluated (its children stored, not all scored),
+    twice, then resume: the same programs, by code hash, in the same order as a run with the
+    same seed that was never stopped — so the resumed loop told the selector what the live
+    one did (scores, fingerprints, parent counts)."""
+    config = tmp_path / "slow.toml"
+    config.write_text("[eval_options]\ndelay_s = 0.12\n")   # a generation takes ~0.5 s
+    budget = 30
+
+    def cmd(db, *extra):
+        return [sys.executable, "-m", "discover.cli", "run", "--space", FIT, "--budget", str(budget), "--workers", "2",
+                "--seed", "7", "--db", db, "--run-name", "r", "--config", str(config), *extra]
+
+    killed = tmp_path / "killed.db"
+    for at_least, extra in ((8, ()), (18, ("--resume",))):
+        proc = subprocess.Popen(cmd(f"sqlite:///{killed}", *extra), cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 120
+        while time.time() < deadline and not (_count(killed)[0] >= at_least and _pending(killed) > 0):
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert _pending(killed) > 0, "the kill was meant to land in the middle of a generation"
+    done = subprocess.run(cmd(f"sqlite:///{killed}", "--resume"), cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    whole = tmp_path / "whole.db"
+    straight = subprocess.run(cmd(f"sqlite:///{whole}"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr
+
+    def lineage(path):
+        store = Store.open(f"sqlite:///{path}")
+        run = store.get_run("r")
+        programs = sorted(store.programs(run.id), key=lambda p: p.id)
+        return ([p.code_hash for p in programs], [p.score for p in programs],
+                sorted(r.code_hash for r in store.rejections(run.id)))
+
+    assert lineage(killed) == lineage(whole)
+
+
+def test_a_live_run_tells_the_selector_each_programs_fingerprint(tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 'fp.db'}")
+    config = RunConfig(space=FIT, budget=14, workers=1, seed=3)
+    run = store.create_run("fp", FIT, config.to_json(), 3, config.budget, "offline", {})
+    with LocalExecutor(workers=1, time_limit=30.0) as ex:
+        disc = Discovery(SPACE, store, ex, OfflineMutator(seed=3), config, run)
+        disc.execute()
+    evaluated = [p for p in store.programs(run.id) if p.status == "evaluated"]
+    assert len(evaluated) > 5
+    for p in evaluated:
+        # The probe's outputs, computed here from the stored source: the fingerprint the
+        # selector uses to pick inspirations far in behaviour.
+        ns: dict = {}
+        exec(compile(p.source, "<candidate>", "exec"), ns)
+        expected = SPACE.probe(ns)
+        assert disc.selector.fingerprint(p.id) is not None
+        assert disc.selector.fingerprint(p.id).tolist() == pytest.approx(expected.tolist())
+    # Parent counts are the stored children (programs and rejections) of each parent.
+    children: dict[int, int] = {}
+    for p in store.programs(run.id):
+        first = [e.parent_id for e in store.parents(p.id) if e.role == "parent"][:1]
+        for q in first:
+            children[q] = children.get(q, 0) + 1
+    for r in store.rejections(run.id):
+        if r.parent_ids:
+            children[r.parent_ids[0]] = children.get(r.parent_ids[0], 0) + 1
+    assert {p.id: disc.selector.expansions(p.id) for p in evaluated} == {p.id: children.get(p.id, 0)
+                                                                         for p in evaluated}
