@@ -133,7 +133,7 @@ def reevaluate(store: Store, program: ProgramRecord, space: Space, options: Mapp
         for fut in concurrent.futures.as_completed(futures):
             c = futures[fut]
             result = fut.result()
-            store.record_evaluation(program.id, c.task, seed, c.split, result, device="cpu")
+            store.record_evaluation(program.id, c.task, seed, c.split, result)
             results[c.split][c.task] = result
             if on_result is not None:
                 on_result(c.split, c.task, result)

@@ -176,7 +176,7 @@ class Discovery:
             t0 = time.perf_counter()
             result: TaskResult = fut.result()
             self.timings["evaluation_wait"] += time.perf_counter() - t0
-            self.store.record_evaluation(program.id, task, 0, TRAIN, result, device="cpu")
+            self.store.record_evaluation(program.id, task, 0, TRAIN, result)
         results = self._train_results(program.id)
         score = self.space.score(results)
         ok = math.isfinite(score)
@@ -235,7 +235,7 @@ class Discovery:
                 t0 = time.perf_counter()
                 result = fut.result()
                 self.timings["evaluation_wait"] += time.perf_counter() - t0
-                self.store.record_evaluation(pid, task, seed, TRAIN, result, device="cpu")
+                self.store.record_evaluation(pid, task, seed, TRAIN, result)
             score = self.space.score(self._train_results(pid, seed))
             self.selector.tell(pid, score)
             mean = self.selector.mean(pid)
@@ -538,7 +538,7 @@ class Discovery:
         scores = {}
         for pid, fs in futs.items():
             for task, f in fs.items():
-                self.store.record_evaluation(pid, task, 0, HELD_OUT, f.result(), device="cpu")
+                self.store.record_evaluation(pid, task, 0, HELD_OUT, f.result())
                 done += 1
                 self.progress.phase = (f"held-out evaluation {done}/{total}: program {pid} on "
                                        f"{self.space.task_label(task)} {f.result().status}")

@@ -54,7 +54,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from discover.loop import TRAIN
-from discover.space import INVALID, OK, TaskResult
+from discover.space import INVALID, OK, TaskResult, jax_device
 
 # Spaces whose candidate is a drift the LPO network can express, and whether the network
 # sees the training progress.
@@ -278,7 +278,7 @@ def _task_results(cfg: MetaTrainConfig, batch: _Batch, references, seconds: floa
             continue
         metrics = rl_space.return_metrics(returns, reference, config, seconds)
         results.append(TaskResult(status=OK, metrics=metrics, curve=rl_space.learning_curve(curve),
-                                  wall_time=seconds))
+                                  wall_time=seconds, device=jax_device()))
     return results
 
 
@@ -298,7 +298,6 @@ def _store_mean(store, run, space, cfg: MetaTrainConfig, theta: np.ndarray, gene
     """Stores m_g as a program of ``space`` with its evaluations and score, as the
     discovery loop does (``Discovery._finish``); idempotent, so a resumed generation
     finds what it stored before."""
-    import jax
     from evaluators import lpo, rl_space
     edit = _edit(cfg, generation)
     source = lpo.render_program(theta, generation=generation, note=edit, temporal=cfg.temporal)
@@ -306,7 +305,7 @@ def _store_mean(store, run, space, cfg: MetaTrainConfig, theta: np.ndarray, gene
     program = store.add_program(run.id, source, generation=generation, edit=edit,
                                 parents=[parent_id] if parent_id is not None else [], mutator=cfg.method,
                                 fingerprint=np.asarray(fingerprint, np.float64).tolist())
-    device = jax.devices()[0].platform
+    device = jax_device()
     for task, result in zip(cfg.tasks, results):
         store.record_evaluation(program.id, task, generation_seed(cfg.seed, generation), TRAIN, result,
                                 device=device)

@@ -293,7 +293,7 @@ def _fresh_evaluations(space: Space, store, executor, config: RunConfig, rows: l
         results = {t: f.result() for t, f in fs.items()}
         if row["id"] is not None:
             for t, r in results.items():
-                store.record_evaluation(row["id"], t, seed, REEVAL, r, device="cpu")
+                store.record_evaluation(row["id"], t, seed, REEVAL, r)
         row["fresh_results"] = results
         row["fresh_score"] = space.score([results[t] for t in space.train_tasks])
 

@@ -40,6 +40,9 @@ class TaskResult:
       curve: ``[[x, y], ...]``, e.g. ``[[iteration, exploitability], ...]``.
       error: a one-paragraph reason when ``status != "ok"``.
       wall_time: seconds spent evaluating.
+      device: where the evaluation computed, as the worker saw it, in the format of
+        ``describe_device``: ``"cpu"`` (NumPy, or JAX's CPU device) or e.g.
+        ``"cuda:0 NVIDIA H100 80GB HBM3"``; None where the space does not say.
     """
 
     status: str
@@ -47,6 +50,7 @@ class TaskResult:
     curve: Sequence[Sequence[float]] = ()
     error: str | None = None
     wall_time: float = 0.0
+    device: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -59,6 +63,7 @@ class TaskResult:
             "curve": [list(p) for p in self.curve],
             "error": self.error,
             "wall_time": self.wall_time,
+            "device": self.device,
         }
 
     @classmethod
@@ -69,11 +74,33 @@ class TaskResult:
             curve=[tuple(p) for p in d.get("curve") or ()],
             error=d.get("error"),
             wall_time=float(d.get("wall_time") or 0.0),
+            device=d.get("device") if isinstance(d.get("device"), str) else None,
         )
 
     @classmethod
     def failure(cls, status: str, error: str, wall_time: float = 0.0) -> "TaskResult":
         return cls(status=status, error=error, wall_time=wall_time)
+
+
+CPU = "cpu"
+
+
+def describe_device(device) -> str:
+    """One JAX device as stored with evaluations: ``"cpu"`` for a CPU device, else
+    ``"<platform>:<id> <kind>"`` with CUDA's platform named ``cuda``, e.g.
+    ``"cuda:0 NVIDIA H100 80GB HBM3"``."""
+    platform = str(getattr(device, "platform", CPU))
+    if platform == CPU:
+        return CPU
+    platform = "cuda" if platform == "gpu" else platform
+    kind = str(getattr(device, "device_kind", "") or "").strip()
+    return f"{platform}:{getattr(device, 'id', 0)}" + (f" {kind}" if kind else "")
+
+
+def jax_device() -> str:
+    """The device JAX computes on by default in this process (``describe_device``)."""
+    import jax
+    return describe_device(jax.devices()[0])
 
 
 def aggregate_score(results: Sequence[TaskResult]) -> float:

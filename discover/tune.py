@@ -803,7 +803,7 @@ def _store_child(store, space, parent, source: str, edit: str, results: Mapping[
     child = store.add_program(parent.run_id, source, generation=parent.generation + 1, edit=edit,
                               parents=[parent.id], mutator=MUTATOR, fingerprint=fingerprint)
     for task, result in results.items():
-        store.record_evaluation(child.id, task, 0, TRAIN, result, device="cpu")
+        store.record_evaluation(child.id, task, 0, TRAIN, result)
     by_task = {e.task: e.result for e in store.evaluations(child.id, split=TRAIN)}
     score = space.score([by_task[t] for t in space.train_tasks if t in by_task])
     ok = math.isfinite(score)

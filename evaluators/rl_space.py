@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from discover.space import INVALID, OK, Space, TaskResult
+from discover.space import INVALID, OK, Space, TaskResult, jax_device
 # Imported with the space, not at its first evaluation: an executor worker imports the space
 # before it snapshots its process state, and importing gymnax sets an environment variable
 # (PYGAME_HIDE_SUPPORT_PROMPT), which during a job would make the worker replace itself.
@@ -400,7 +400,7 @@ class PolicyObjectiveSpace(Space):
         train_time = time.perf_counter() - start
         metrics = return_metrics(out.eval_returns, reference_returns(config, num_seeds), config, train_time)
         return TaskResult(status=OK, metrics=metrics, curve=learning_curve(out.metrics),
-                          wall_time=time.perf_counter() - start)
+                          wall_time=time.perf_counter() - start, device=jax_device())
 
 
 class DriftSpace(PolicyObjectiveSpace):

@@ -118,7 +118,9 @@ class EvaluationRecord:
       status: one of ``discover.space.STATUSES``.
       metrics: task metrics; ``metrics["score"]`` present iff ``status == "ok"``.
       curve: ``((x, y), ...)``, e.g. ``((iteration, exploitability), ...)``.
-      device: where it ran, e.g. ``"cpu"`` or ``"cuda:0"``.
+      device: where it computed, as the worker reported it (``discover.space.describe_device``):
+        ``"cpu"`` for NumPy and JAX's CPU device, e.g. ``"cuda:0 NVIDIA H100 80GB HBM3"`` on
+        a GPU; None where the space did not say.
     """
 
     id: int

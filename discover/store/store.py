@@ -340,7 +340,8 @@ class Store:
     def record_evaluation(self, program_id: int, task: str, seed: int, split: str, result: TaskResult,
                           device: str | None = None) -> EvaluationRecord:
         """Stores one evaluation of a program. Idempotent on (program, task, seed, split):
-        if it is stored already, the stored one is returned and ``result`` is ignored."""
+        if it is stored already, the stored one is returned and ``result`` is ignored.
+        ``device`` defaults to the one the result reports (``TaskResult.device``)."""
         _require_text(task, "task")
         seed = _int(seed, "seed")
         _check_choice(split, SPLITS, "split")
@@ -350,7 +351,8 @@ class Store:
         row = Evaluation(program_id=program_id, task=task, seed=seed, split=split, status=result.status,
                          metrics=_dumps(dict(result.metrics), "metrics"),
                          curve=_dumps([list(p) for p in result.curve], "curve"), error=result.error,
-                         wall_time=float(result.wall_time), device=device, created_at=_now())
+                         wall_time=float(result.wall_time),
+                         device=device if device is not None else result.device, created_at=_now())
         key = (Evaluation.program_id == program_id, Evaluation.task == task, Evaluation.seed == seed,
                Evaluation.split == split)
         try:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from discover.program import load_functions
-from discover.space import INVALID, OK, Space, TaskResult
+from discover.space import CPU, INVALID, OK, Space, TaskResult, jax_device
 from evaluators.cfr import InvalidCandidate, log_checkpoints, run_cfr
 from search_spaces.cfr_variants.contract import DOC
 from search_spaces.cfr_variants.mechanisms import MECHANISMS
@@ -134,7 +134,8 @@ class CfrVariantsSpace(Space):
         }
         return TaskResult(status=OK, metrics=metrics,
                           curve=[[int(t), float(e)] for t, e in run.curve],
-                          wall_time=time.perf_counter() - begin)
+                          wall_time=time.perf_counter() - begin,
+                          device=CPU if run.backend == "numpy" else jax_device())
 
     def probe(self, namespace: Mapping[str, Any]) -> np.ndarray:
         """The candidate's policies and average policies on fixed synthetic inputs (see

@@ -36,7 +36,7 @@ import numpy as np
 
 from discover.checks import ALLOWED_MODULES
 from discover.program import load_functions
-from discover.space import INVALID, OK, Space, TaskResult
+from discover.space import CPU, INVALID, OK, Space, TaskResult
 from evaluators.psro import InvalidCandidate, log_checkpoints, run_psro
 from search_spaces.cfr_variants import task_label as _game_label
 from search_spaces.cfr_variants.scoring import balanced_fitness
@@ -162,7 +162,7 @@ class PsroMetaSolversSpace(Space):
         }
         return TaskResult(status=OK, metrics=metrics,
                           curve=[[int(t), float(e)] for t, e in run.curve],
-                          wall_time=time.perf_counter() - begin)
+                          wall_time=time.perf_counter() - begin, device=CPU)    # NumPy
 
     def probe(self, namespace: Mapping[str, Any]) -> np.ndarray:
         """The candidate's mixtures on fixed small payoff tensors (two and three players,
