@@ -84,6 +84,9 @@ class TaskResult:
 
 CPU = "cpu"
 
+MEAN_FITNESS_DOC = ("The program's fitness is the mean of its tasks' scores; a program that fails "
+                    "on any task has fitness -infinity.")
+
 
 def describe_device(device) -> str:
     """One JAX device as stored with evaluations: ``"cpu"`` for a CPU device, else
@@ -138,6 +141,9 @@ class Space:
         that task's wall-time limit (``discover.limits``); None for none.
       time_limit: a fixed per-evaluation wall-time limit in seconds for a space without a
         reference seed; None for ``discover.limits.FALLBACK_S``.
+      fitness_doc: the paragraph of ``doc`` that says how ``score`` turns task scores into
+        the program's fitness, rendered from the same constants the score uses, so the
+        prompt and the score cannot disagree (a test checks it for every space).
     """
 
     name: str = ""
@@ -150,6 +156,7 @@ class Space:
     mechanisms: Mapping[str, str] = {}
     reference_seed: str | None = None
     time_limit: float | None = None
+    fitness_doc: str = MEAN_FITNESS_DOC
 
     def seeds(self) -> dict[str, str]:
         """Seed programs by name, as source text."""

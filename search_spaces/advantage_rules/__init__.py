@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from discover.space import MEAN_FITNESS_DOC
+
 import numpy as np
 
 from evaluators import ppo
@@ -53,6 +55,7 @@ evaluated on fresh episodes. A task's score is (R - R_random) / (R_PPO - R_rando
 PPO with GAE, 0 is the random policy; higher is better. Held-out tasks are other MinAtar
 games (SpaceInvaders, Asterix, Freeway).
 '''
+DOC += MEAN_FITNESS_DOC + "\n"
 
 MECHANISMS = {
     "gae": '''\

@@ -29,7 +29,7 @@ import numpy as np
 from discover.program import load_functions
 from discover.space import CPU, INVALID, OK, Space, TaskResult, jax_device
 from evaluators.cfr import InvalidCandidate, log_checkpoints, run_cfr
-from search_spaces.cfr_variants.contract import DOC
+from search_spaces.cfr_variants.contract import DOC, FITNESS_DOC
 from search_spaces.cfr_variants.mechanisms import MECHANISMS
 from search_spaces.cfr_variants.probe import RULE_NAMES, fingerprint
 from search_spaces.cfr_variants.scoring import (
@@ -77,6 +77,7 @@ class CfrVariantsSpace(Space):
 
     name = "cfr_variants"
     doc = DOC
+    fitness_doc = FITNESS_DOC
     required_functions = RULE_NAMES
     seeds_dir = SEEDS_DIR
     train_tasks = TRAIN_TASKS

@@ -1,5 +1,10 @@
 """The text a mutator (and a human) reads about the cfr_variants space."""
 
+from search_spaces.cfr_variants.scoring import balanced_fitness_doc
+
+FITNESS_DOC = balanced_fitness_doc("3-player Kuhn poker, Leduc poker, 4-card imperfect-information Goofspiel "
+                                   "(turn-based), Liar's Dice with one 5-sided die", "CFR+")
+
 DOC = """\
 # Evolving CFR update rules (space: cfr_variants)
 
@@ -81,16 +86,10 @@ same for CFR+, e_ref(c). The game's score is
 
 so 0 = as good as CFR+, +1 = ten times less exploitable than CFR+ (geometric mean over the
 checkpoints), negative = worse. Early checkpoints count as much as late ones: being good at
-every budget (anytime performance) matters, not only at iteration 1000. The program's
-fitness combines the game scores s_g of the training games (3-player Kuhn poker, Leduc
-poker, 4-card imperfect-information Goofspiel (turn-based), Liar's Dice with one 5-sided
-die) so that only a robust improvement wins:
+every budget (anytime performance) matters, not only at iteration 1000.
 
-    fitness = mean over games of min(s_g, 1)  +  min over games of s_g
+{fitness}
 
-A game's gain counts up to one decade (being 10^10 times better on a tiny game buys nothing
-more), and the weakest game counts twice: a rule that is worse than CFR+ on any game pays
-for it directly.
 Held-out games (larger: 4-player Kuhn, 5-card Goofspiel, 6-sided Liar's Dice, 3-player
 Leduc) check that an improvement generalises.
 
@@ -121,3 +120,5 @@ These are checked at every iteration of every game.
 - Regret matching is invariant to scaling a row of cum_regret by a positive number, and the
   average policy to scaling cum_policy per row; only relative weights matter.
 """
+
+DOC = DOC.replace("{fitness}", FITNESS_DOC)

@@ -146,6 +146,21 @@ def reference_curve(rules: Mapping[str, Callable], source: str, game: str, itera
     return curve
 
 
+def balanced_fitness_doc(games: str, reference: str) -> str:
+    """The paragraph the mutator reads about ``balanced_fitness``, rendered from its
+    constants, so the prompt and the score cannot drift apart. ``games`` names the
+    training games, ``reference`` the program a game score of 0 matches."""
+    import textwrap
+    intro = textwrap.fill(f"The program's fitness combines the game scores s_g of the training games "
+                          f"({games}) so that only a robust improvement wins:", 92)
+    outro = textwrap.fill(f"A game's gain counts up to {GAIN_CAP:g} decade(s) (being 10^10 times better on a "
+                          "tiny game buys nothing more), and the weakest game counts twice: a program that is "
+                          f"worse than {reference} on any game pays for it directly. A program that fails on "
+                          "any game has fitness -infinity.", 92)
+    return (f"{intro}\n\n    fitness = mean over games of min(s_g, {GAIN_CAP:g})  +  min over games of s_g"
+            f"\n\n{outro}")
+
+
 def balanced_fitness(game_scores: Sequence[float]) -> float:
     """The program's fitness from its per-game scores ``s_g``:
 

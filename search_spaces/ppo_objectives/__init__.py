@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from discover.space import MEAN_FITNESS_DOC
+
 from evaluators.rl_space import DriftSpace, function
 
 DOC = '''\
@@ -49,6 +51,7 @@ evaluated on fresh episodes. A task's score is (R - R_random) / (R_PPO - R_rando
 PPO with the clip objective, 0 is the random policy; higher is better. Held-out tasks are
 other MinAtar games (SpaceInvaders, Asterix, Freeway).
 '''
+DOC += MEAN_FITNESS_DOC + "\n"
 
 # Complete drift definitions the offline mutator may splice in.
 MECHANISMS = {

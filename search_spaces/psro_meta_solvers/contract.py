@@ -1,5 +1,11 @@
 """The text a mutator (and a human) reads about the psro_meta_solvers space."""
 
+from search_spaces.cfr_variants.scoring import balanced_fitness_doc
+
+FITNESS_DOC = balanced_fitness_doc("3-player Kuhn poker, Leduc poker, 4-card imperfect-information Goofspiel "
+                                   "(turn-based), Liar's Dice with one 5-sided die",
+                                   "the uniform solvers (fictitious play)")
+
 DOC = """\
 # Evolving PSRO meta-strategy solvers (space: psro_meta_solvers)
 
@@ -90,7 +96,10 @@ score is
 so 0 = as good as uniform (fictitious play), +1 = ten times less exploitable (geometric
 mean over the checkpoints), negative = worse. Early checkpoints count as much as late ones.
 Reaching exploitability 0 (an exact equilibrium, possible in small games) scores up to 15
-per checkpoint. The program's fitness is the mean score over the four training games.
+per checkpoint.
+
+{fitness}
+
 Held-out games (4-player Kuhn poker with T = 12, 5-card Goofspiel and Liar's Dice with one
 6-sided die with T = 100) check that an improvement generalises.
 
@@ -122,3 +131,5 @@ Held-out games (4-player Kuhn poker with T = 12, 5-card Goofspiel and Liar's Dic
   Liar's Dice's ±1): normalise step sizes (e.g. by the largest absolute gain) rather than
   tuning them to one game.
 """
+
+DOC = DOC.replace("{fitness}", FITNESS_DOC)
