@@ -84,6 +84,38 @@ PY
 step "core: discover run --space cfr_variants --budget $BUDGET finished in $((SECONDS - started)) s"
 "$BIN/discover" top --n 3 >/dev/null || fail "discover top after the run"
 
+# Every browsing and study command on the game spaces, core install alone, on a small run.
+"$BIN/discover" run --space cfr_variants --budget 4 --seeds cfr,cfr_plus,dcfr --iterations 20 --workers 2 \
+  --run-name small --db "sqlite:///$WORK/small.db" >"$WORK/small.log" 2>&1 \
+  || { tail -20 "$WORK/small.log" >&2; fail "a small run"; }
+DB="sqlite:///$WORK/small.db"
+ids=$("$BIN/discover" top --run small --n 10 --json --db "$DB" | "$BIN/python" -c '
+import json, sys
+rows = json.load(sys.stdin)
+print(rows[0]["id"], next(r["id"] for r in rows if r["edit"] == "seed: dcfr"))')
+read -r BEST DCFR <<<"$ids"
+for cmd in "show $BEST --diff" "lineage $BEST" "diff $DCFR $BEST" "runs" "plot small --out $WORK/small.png" \
+           "export $BEST --out $WORK/exported" "tune $DCFR --trials 2"; do
+  # shellcheck disable=SC2086
+  "$BIN/discover" $cmd --db "$DB" >"$WORK/cmd.log" 2>&1 || { tail -20 "$WORK/cmd.log" >&2; fail "discover $cmd"; }
+done
+PORT=$(( 20000 + RANDOM % 20000 ))
+"$BIN/discover" ui --port "$PORT" --db "$DB" >"$WORK/ui.log" 2>&1 &
+UI=$!
+"$BIN/python" - "$PORT" <<'PY' || { kill "$UI"; fail "discover ui serves no page"; }
+import sys, time, urllib.request
+for _ in range(100):
+    try:
+        assert urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/", timeout=2).status == 200
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    raise SystemExit(1)
+PY
+kill "$UI"
+step "core: show, lineage, diff, runs, plot, export, tune and ui work on the game spaces"
+
 # ---------------------------------------------------------------- each extra on its own
 BIN=$(make_env rl '.[rl]')
 "$BIN/discover" eval seeds/ppo_objectives/ppo_clip.py --space ppo_objectives --task CartPole-v1 \
