@@ -14,13 +14,14 @@
                            ``[discover.algorithms] <name> = discover_algo_<name>:ALGORITHM``
    ``discover_algo_<name>/program.py``     the program's source, verbatim
    ``discover_algo_<name>/__init__.py``    ``ALGORITHM`` (``discover.algorithms.Algorithm``)
-                           and the space's adapter (``ADAPTERS``)
+                           and the space's adapter (``Space.export_adapter``)
    ``metadata.json``       (also inside the package) scores on the train and held-out tasks,
                            lineage (ancestor ids and edits), library versions, code hash
    ``README.md``           results, lineage, and how to call the adapter from one's own code
    ``tests/test_algorithm.py``  the package's own checks (it loads, and the adapter's)
 
-The adapter of each space (``ADAPTERS``; other spaces get ``ALGORITHM`` alone):
+The adapter is declared by each space (``discover.space.ExportAdapter``; a space that
+declares none gets ``ALGORITHM`` alone). The built-in ones:
 
    ``cfr_variants``        ``Solver(game)``: an OpenSpiel-style CFR solver; tests: it lowers
                            exploitability on Kuhn poker
@@ -52,8 +53,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from discover import views
-from discover.algorithms import ADVANTAGE_SPACE, CFR_SPACE, PSRO_SPACE, normalize_name
-from discover.space import Space, TaskResult
+from discover.algorithms import normalize_name
+from discover.space import ExportAdapter, Space, TaskResult
 from discover.store import HELD_OUT, REEVAL, ProgramRecord, RunRecord, Store
 
 TEMPLATES = Path(__file__).resolve().parent / "export_template"
@@ -177,7 +178,8 @@ def build_metadata(store: Store, program: ProgramRecord, run: RunRecord, space: 
 
 
 # ----------------------------------------------------------------------------- rendering
-def _template(name: str) -> string.Template:
+def _template(name: str | Path) -> string.Template:
+    """A template of ``export_template/`` by file name, or any template file by path."""
     return string.Template((TEMPLATES / name).read_text(encoding="utf-8"))
 
 
@@ -213,61 +215,20 @@ def _lineage_text(metadata: Mapping[str, Any]) -> str:
     return "\n".join(["| program | generation | made from | score | edit |", "|---|---|---|---|---|", *lines])
 
 
-@dataclasses.dataclass(frozen=True)
-class Adapter:
-    """What the package of one space offers beyond ``ALGORITHM``: files of
-    ``export_template/`` (``string.Template`` text, ``$module`` substituted in the usage),
-    each "" for none.
-
-    Attributes:
-      code: appended to the package's ``__init__.py``: the adapter and ``__all__``.
-      tests: appended to ``tests/test_algorithm.py``: the adapter's checks.
-      doc_usage: usage lines for the package's module docstring.
-      readme_usage: the README's section on calling it from one's own code.
-      score_note: a sentence on what the space's score means, for the README.
-    """
-
-    code: str = "generic_adapter.py.tmpl"
-    tests: str = ""
-    doc_usage: str = ""
-    readme_usage: str = ""
-    score_note: str = ""
+GENERIC = ExportAdapter(code=TEMPLATES / "generic_adapter.py.tmpl")
 
 
-_DRIFT_NOTE = (" For policy objectives, a task's score is (R − R_random) / (R_PPO − R_random): 1 matches "
-               "PPO (clip 0.2, GAE) trained the same way, 0 the uniform random policy.")
-
-# The adapter of each space; spaces not named here get ``GENERIC`` (``ALGORITHM`` only).
-ADAPTERS: Mapping[str, Adapter] = {
-    CFR_SPACE: Adapter(
-        "cfr_adapter.py.tmpl", "test_cfr.py.tmpl", "cfr_usage.txt.tmpl", "cfr_usage.md.tmpl",
-        " For `cfr_variants`, 0 means as good as CFR+ and +1 ten times less exploitable, on "
-        "average over log-spaced checkpoints (Tammelin 2014 for CFR+)."),
-    PSRO_SPACE: Adapter(
-        "psro_adapter.py.tmpl", "test_psro.py.tmpl", "psro_usage.txt.tmpl", "psro_usage.md.tmpl",
-        " For `psro_meta_solvers`, 0 means as good as uniform meta-strategies (fictitious play) and "
-        "+1 ten times less exploitable, on average over log-spaced PSRO checkpoints."),
-    "ppo_objectives": Adapter(
-        "drift_adapter.py.tmpl", "test_drift.py.tmpl", "drift_usage.txt.tmpl", "drift_usage.md.tmpl", _DRIFT_NOTE),
-    "temporal_objectives": Adapter(
-        "drift_adapter.py.tmpl", "test_drift.py.tmpl", "temporal_usage.txt.tmpl", "temporal_usage.md.tmpl",
-        _DRIFT_NOTE),
-    ADVANTAGE_SPACE: Adapter(
-        "advantage_adapter.py.tmpl", "test_advantages.py.tmpl", "advantage_usage.txt.tmpl",
-        "advantage_usage.md.tmpl", _DRIFT_NOTE.replace("PPO (clip 0.2, GAE)", "PPO with GAE")),
-}
-GENERIC = Adapter()
+def adapter_for(space: str) -> ExportAdapter:
+    """The export adapter ``space`` declares (``Space.export_adapter``; a space name as a
+    program records it), ``GENERIC`` (``ALGORITHM`` alone) if it declares none."""
+    from discover.spaces import get_space
+    adapter = get_space(space).export_adapter
+    return adapter if adapter is not None and adapter.code is not None else GENERIC
 
 
-def adapter_for(space: str) -> Adapter:
-    """The adapter of ``space`` (a space name as a program records it), ``GENERIC`` if it
-    has none."""
-    return ADAPTERS.get(space, GENERIC)
-
-
-def _text(name: str, **values: str) -> str:
-    """The template file ``name`` ("" for none), with ``values`` substituted."""
-    return _template(name).substitute(values) if name else ""
+def _text(path: Path | None, **values: str) -> str:
+    """The template file ``path`` ("" for none), with ``values`` substituted."""
+    return _template(path).substitute(values) if path else ""
 
 
 def render_package(metadata: Mapping[str, Any], source: str) -> dict[str, str]:

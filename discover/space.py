@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 EVOLVE_START = "# EVOLVE-BLOCK-START"
 EVOLVE_END = "# EVOLVE-BLOCK-END"
@@ -106,6 +106,33 @@ def jax_device() -> str:
     return describe_device(jax.devices()[0])
 
 
+@dataclasses.dataclass(frozen=True)
+class ExportAdapter:
+    """How a space's programs are used outside discover, declared by the space itself.
+
+    ``discover export`` writes the package's ``ALGORITHM`` for every space; a space with an
+    adapter adds its own code, tests and usage texts (``string.Template`` files, ``$module``
+    substituted in the usage texts), and ``discover.load_algorithm(name)`` objects of the
+    space gain ``methods``.
+
+    Attributes:
+      code: template appended to the package's ``__init__.py``: the adapter and ``__all__``.
+      tests: template appended to the package's ``tests/test_algorithm.py``.
+      doc_usage: usage lines for the package's module docstring.
+      readme_usage: the README's section on calling it from one's own code.
+      score_note: a sentence on what the space's score means, for the README.
+      methods: ``name -> function(algorithm, *args, **kwargs)``; ``algorithm.name(...)``
+        calls it, e.g. ``{"solver": lambda a, game: Solver(game, a.source)}``.
+    """
+
+    code: Path | None = None
+    tests: Path | None = None
+    doc_usage: Path | None = None
+    readme_usage: Path | None = None
+    score_note: str = ""
+    methods: Mapping[str, Callable[..., Any]] = dataclasses.field(default_factory=dict)
+
+
 def aggregate_score(results: Sequence[TaskResult]) -> float:
     """The fitness of a program: the mean of its tasks' scores; -inf if any task failed.
 
@@ -144,6 +171,8 @@ class Space:
       fitness_doc: the paragraph of ``doc`` that says how ``score`` turns task scores into
         the program's fitness, rendered from the same constants the score uses, so the
         prompt and the score cannot disagree (a test checks it for every space).
+      export_adapter: what ``discover export`` and ``discover.load_algorithm`` offer for
+        the space's programs beyond their source (``ExportAdapter``); None for the source alone.
     """
 
     name: str = ""
@@ -157,6 +186,7 @@ class Space:
     reference_seed: str | None = None
     time_limit: float | None = None
     fitness_doc: str = MEAN_FITNESS_DOC
+    export_adapter: ExportAdapter | None = None
 
     def seeds(self) -> dict[str, str]:
         """Seed programs by name, as source text."""

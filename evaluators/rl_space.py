@@ -409,6 +409,7 @@ class DriftSpace(PolicyObjectiveSpace):
 
     required_functions = ("drift",)
     progresses: tuple[float, ...] = (0.0,)
+    temporal = False      # True where the drift takes (ratio, advantage, progress, horizon)
 
     def drift4(self, namespace: Mapping[str, Any]) -> ppo.DriftFn:
         raise NotImplementedError

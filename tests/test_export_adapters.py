@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from discover.algorithms import Algorithm, MetaSolver, as_payoff_tensor, joint_strategy
-from discover.export import ADAPTERS, GENERIC, TEMPLATES, adapter_for, export_program, render_package
+from discover.algorithms import Algorithm
+from search_spaces.psro_meta_solvers.adapter import MetaSolver, as_payoff_tensor, joint_strategy
+from discover.export import GENERIC, adapter_for, export_program, render_package
 from discover.store import Store
 from tests.test_views import cli_main  # noqa: F401  (fixture)
 
@@ -115,25 +116,29 @@ def store_with_seed(url: str, space: str, seed: str, options: dict) -> int:
     return program.id
 
 
-# ----------------------------------------------------------------------------- the adapter table
-def test_each_space_names_its_adapter_files():
-    for space, adapter in ADAPTERS.items():
-        for name in (adapter.code, adapter.tests, adapter.doc_usage, adapter.readme_usage):
-            assert (TEMPLATES / name).is_file(), (space, name)
-    assert set(ADAPTERS) == {"cfr_variants", "psro_meta_solvers", "ppo_objectives", "temporal_objectives",
+# ----------------------------------------------------------------------------- the adapters spaces declare
+def test_each_space_declares_its_adapter_files():
+    from discover.spaces import space_catalogue
+    declared = {e.name: e.space.export_adapter for e in space_catalogue()
+                if e.space is not None and e.space.export_adapter is not None}
+    assert set(declared) == {"cfr_variants", "psro_meta_solvers", "ppo_objectives", "temporal_objectives",
                              "advantage_rules"}
-    assert adapter_for("cfr_variants").code == "cfr_adapter.py.tmpl"
-    assert adapter_for("tests.toy_space:SPACE") is GENERIC and GENERIC.tests == ""
+    for space, adapter in declared.items():
+        for path in (adapter.code, adapter.tests, adapter.doc_usage, adapter.readme_usage):
+            assert path is not None and path.is_file(), (space, path)
+        assert adapter.methods and adapter_for(space) is adapter
+    assert adapter_for("cfr_variants").code.name == "cfr_adapter.py.tmpl"
+    assert adapter_for("tests.toy_space:SPACE") is GENERIC and GENERIC.tests is None
 
 
 def test_adapters_refuse_algorithms_of_other_spaces():
     ppo = Algorithm("clip", "ppo_objectives", seed_source("ppo_objectives", "ppo_clip"))
     nash = Algorithm("nash", "psro_meta_solvers", seed_source("psro_meta_solvers", "nash"))
-    with pytest.raises(ValueError, match="only 'psro_meta_solvers' algorithms are PSRO meta-solvers"):
+    with pytest.raises(AttributeError, match="space 'ppo_objectives', whose programs offer no meta_solver"):
         ppo.meta_solver()
-    with pytest.raises(ValueError, match="only 'ppo_objectives' and 'temporal_objectives' algorithms"):
+    with pytest.raises(AttributeError, match="offer no policy_loss\\(\\); they offer: meta_solver"):
         nash.policy_loss()
-    with pytest.raises(ValueError, match="only 'advantage_rules' algorithms are advantage rules"):
+    with pytest.raises(AttributeError, match="offer no advantage_fn\\(\\); they offer: drift, policy_loss"):
         ppo.advantage_fn()
     with pytest.raises(ValueError, match="kind must be 'train' or 'eval'"):
         nash.meta_solver("both")

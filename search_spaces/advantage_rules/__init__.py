@@ -14,6 +14,7 @@ from discover.space import MEAN_FITNESS_DOC
 import numpy as np
 
 from evaluators import ppo
+from evaluators.rl_adapter import ADVANTAGE_EXPORT
 from evaluators.rl_space import (PolicyObjectiveSpace, advantage_probe_inputs, function,
                                  run_advantage_rule)
 
@@ -107,6 +108,7 @@ class AdvantageRulesSpace(PolicyObjectiveSpace):
     required_functions = ("advantages",)
     seeds_dir = Path(__file__).resolve().parents[2] / "seeds" / "advantage_rules"
     reference_seed = "gae"   # its evaluation time sets each task's time limit
+    export_adapter = ADVANTAGE_EXPORT
     mechanisms = MECHANISMS
 
     def objective(self, namespace):

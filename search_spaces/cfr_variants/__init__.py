@@ -29,6 +29,7 @@ import numpy as np
 from discover.program import load_functions
 from discover.space import CPU, INVALID, OK, Space, TaskResult, jax_device
 from evaluators.cfr import InvalidCandidate, log_checkpoints, run_cfr
+from search_spaces.cfr_variants.adapter import EXPORT
 from search_spaces.cfr_variants.contract import DOC, FITNESS_DOC
 from search_spaces.cfr_variants.mechanisms import MECHANISMS
 from search_spaces.cfr_variants.probe import RULE_NAMES, fingerprint
@@ -78,6 +79,7 @@ class CfrVariantsSpace(Space):
     name = "cfr_variants"
     doc = DOC
     fitness_doc = FITNESS_DOC
+    export_adapter = EXPORT
     required_functions = RULE_NAMES
     seeds_dir = SEEDS_DIR
     train_tasks = TRAIN_TASKS

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from discover.space import MEAN_FITNESS_DOC
 
+from evaluators.rl_adapter import drift_export
 from evaluators.rl_space import DriftSpace, function
 
 DOC = '''\
@@ -127,6 +128,7 @@ class PPOObjectivesSpace(DriftSpace):
     doc = DOC
     seeds_dir = Path(__file__).resolve().parents[2] / "seeds" / "ppo_objectives"
     reference_seed = "ppo_clip"   # its evaluation time sets each task's time limit
+    export_adapter = drift_export(Path(__file__).resolve().parent, "drift")
     mechanisms = MECHANISMS
 
     def drift4(self, namespace):

@@ -40,6 +40,7 @@ from discover.space import CPU, INVALID, OK, Space, TaskResult
 from evaluators.psro import InvalidCandidate, log_checkpoints, run_psro
 from search_spaces.cfr_variants import task_label as _game_label
 from search_spaces.cfr_variants.scoring import balanced_fitness
+from search_spaces.psro_meta_solvers.adapter import EXPORT
 from search_spaces.psro_meta_solvers.contract import DOC, FITNESS_DOC
 from search_spaces.psro_meta_solvers.mechanisms import MECHANISMS
 from search_spaces.psro_meta_solvers.probe import SOLVER_NAMES, fingerprint
@@ -99,6 +100,7 @@ class PsroMetaSolversSpace(Space):
     name = "psro_meta_solvers"
     doc = DOC
     fitness_doc = FITNESS_DOC
+    export_adapter = EXPORT
     required_functions = SOLVER_NAMES
     signatures = {"train_meta_solver": ("payoffs", "iteration", "state"),
                   "eval_meta_solver": ("payoffs", "iteration", "state")}

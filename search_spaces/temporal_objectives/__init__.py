@@ -13,6 +13,7 @@ from pathlib import Path
 
 from discover.space import MEAN_FITNESS_DOC
 
+from evaluators.rl_adapter import drift_export
 from evaluators.rl_space import DriftSpace, PROBE_PROGRESS, function
 
 DOC = '''\
@@ -136,6 +137,8 @@ class TemporalObjectivesSpace(DriftSpace):
     doc = DOC
     seeds_dir = Path(__file__).resolve().parents[2] / "seeds" / "temporal_objectives"
     reference_seed = "ppo_clip"   # its evaluation time sets each task's time limit
+    export_adapter = drift_export(Path(__file__).resolve().parent, "temporal")
+    temporal = True               # the drift reads the training progress
     mechanisms = MECHANISMS
     progresses = PROBE_PROGRESS
 
