@@ -215,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     p = command("run", "Run (or resume) a discovery run.", "discover run --space cfr_variants --budget 60")
-    p.add_argument("--space", default=None, help="search space (see `discover spaces`); default cfr_variants")
+    p.add_argument("--space", default=None, help="search space (see `discover spaces`); default: the first one installed, "
+                   "cfr_variants in this distribution")
     p.add_argument("--budget", type=int, default=None, help="programs to evaluate, seeds included")
     p.add_argument("--llm", default=None, help="'offline' (default), or a litellm model string such as "
                    "openai/gpt-4o-mini, anthropic/claude-sonnet-4-5, ollama/qwen2.5-coder; several, comma-separated, "

@@ -22,7 +22,7 @@ from typing import Callable
 from rich.console import Console
 from rich.text import Text
 
-from discover.meta_train import METHODS, SPACES, MetaTrainConfig
+from discover.meta_train import METHODS, MetaTrainConfig
 
 # The defaults, read off the config's fields: building a MetaTrainConfig validates its tasks
 # against the trainer, which needs the rl extra, and `discover --help` must not.
@@ -128,8 +128,8 @@ def register(subparsers, command: Callable) -> None:
                 "each generation trains the population and its mean with PPO in one compiled call, and stores "
                 "the mean as a program of the space (PPO first). Run again with the same --run-name to continue.",
                 "discover meta-train --space ppo_objectives --method openes --generations 5 --run-name lpo-cartpole")
-    p.add_argument("--space", default=DEFAULTS.space, help=f"drift space: {' or '.join(SPACES)} "
-                   f"(default {DEFAULTS.space})")
+    p.add_argument("--space", default=DEFAULTS.space, help="a drift space, e.g. ppo_objectives or "
+                   "temporal_objectives (default: the first one installed)")
     p.add_argument("--method", default=DEFAULTS.method, help=f"evolution strategy: {', '.join(METHODS)} "
                    f"(default {DEFAULTS.method})")
     p.add_argument("--generations", type=int, default=DEFAULTS.generations,

@@ -22,7 +22,8 @@ class RunConfig:
     """Everything a discovery run depends on.
 
     Attributes:
-      space: the search space's name (``discover spaces`` lists them).
+      space: the search space's name (``discover spaces`` lists them); empty for the
+        registry's default (``discover.spaces.default_space_name``), resolved when a run starts.
       budget: how many programs are evaluated in the run (seeds included; candidates
         rejected before evaluation do not count).
       llm: "offline" for the syntax-tree mutator, or a model name for the LLM mutator.
@@ -41,7 +42,7 @@ class RunConfig:
       max_cost: dollars the model calls may spend in the run; 0 for no limit.
     """
 
-    space: str = "cfr_variants"
+    space: str = ""
     budget: int = 60
     llm: str = "offline"
     workers: int = dataclasses.field(default_factory=lambda: max(1, os.cpu_count() or 1))

@@ -56,9 +56,25 @@ import numpy as np
 from discover.loop import TRAIN
 from discover.space import INVALID, OK, TaskResult, jax_device
 
-# Spaces whose candidate is a drift the LPO network can express, and whether the network
-# sees the training progress.
-SPACES: Mapping[str, bool] = {"ppo_objectives": False, "temporal_objectives": True}
+# A space meta-train can learn for declares ``learned_drift = True`` (its candidate is a
+# drift the LPO network can express) and ``temporal`` (the drift sees training progress).
+
+
+def is_drift_space(space) -> bool:
+    """Whether meta-train can learn an LPO drift network for ``space``."""
+    return bool(getattr(space, "learned_drift", False))
+
+
+def _drift_space(name: str):
+    from discover.spaces import UnknownSpace, default_space_name, get_space
+    try:
+        space = get_space(name) if name else get_space(default_space_name(is_drift_space))
+    except UnknownSpace as e:
+        raise ValueError(str(e)) from None
+    if not is_drift_space(space):
+        raise ValueError(f"meta-train learns drift networks; space {space.name!r} has no drift candidate "
+                         "(a space declares learned_drift = True for that)")
+    return space
 METHODS = ("openes",)
 MAX_SEED = 200_000
 MAX_GENERATIONS = 9_999
@@ -80,7 +96,8 @@ class MetaTrainConfig:
     """The settings of one meta-train run (stored as the run's config).
 
     Attributes:
-      space: ``ppo_objectives`` or ``temporal_objectives``.
+      space: a drift space (``is_drift_space``), e.g. ``ppo_objectives`` or
+        ``temporal_objectives``; empty for the first one installed.
       method: the evolution strategy; ``openes``.
       generations: ES updates; G + 1 means are stored (m_0 = PPO … m_G).
       popsize: perturbations per generation (even: antithetic pairs).
@@ -92,7 +109,7 @@ class MetaTrainConfig:
       seed: seeds the network's hidden layer, the ES noise and the training keys.
     """
 
-    space: str = "ppo_objectives"
+    space: str = ""
     method: str = "openes"
     generations: int = 5
     popsize: int = 8
@@ -104,9 +121,7 @@ class MetaTrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.space not in SPACES:
-            raise ValueError(f"meta-train learns drift networks for the spaces {', '.join(SPACES)}; "
-                             f"got {self.space!r}")
+        object.__setattr__(self, "space", _drift_space(self.space).name)
         if self.method not in METHODS:
             raise ValueError(f"unknown meta-train method {self.method!r}; choose one of {', '.join(METHODS)}")
         for name, low, high in (("generations", 1, MAX_GENERATIONS), ("popsize", 2, None),
@@ -133,7 +148,8 @@ class MetaTrainConfig:
 
     @property
     def temporal(self) -> bool:
-        return SPACES[self.space]
+        from discover.spaces import get_space
+        return bool(getattr(get_space(self.space), "temporal", False))
 
     def ppo_configs(self):
         from evaluators import ppo
@@ -358,7 +374,7 @@ def _make_strategy(cfg: MetaTrainConfig, num_params: int):
     return es, es.default_params
 
 
-def meta_train(store, *, space: str = "ppo_objectives", method: str = "openes", generations: int = 5,
+def meta_train(store, *, space: str = "", method: str = "openes", generations: int = 5,
                popsize: int = 8, sigma: float = 0.5, learning_rate: float = 0.1,
                tasks: Sequence[str] = ("CartPole-v1",), total_timesteps: int = 100_000, num_seeds: int = 2,
                seed: int = 0, run_name: str | None = None,
@@ -375,7 +391,7 @@ def meta_train(store, *, space: str = "ppo_objectives", method: str = "openes", 
       progress: called with a ``GenerationReport`` after each generation.
 
     Raises:
-      ValueError: a space other than ``ppo_objectives``/``temporal_objectives``, an unknown
+      ValueError: a space that is not a drift space (``is_drift_space``), an unknown
         method or task, bad numbers, or a run name taken by another kind of run or by a
         meta-train run with other settings.
     """

@@ -166,7 +166,14 @@ def run_discovery(values: Mapping[str, Any], *, source: str = "command line", db
     except StoreError as e:
         raise RunError(str(e)) from None
     if not resume:
-        _space(values.get("space", RunConfig.space))  # an unknown space fails before a run is created
+        values = dict(values)
+        if not values.get("space"):
+            from discover.spaces import UnknownSpace, default_space_name
+            try:
+                values["space"] = default_space_name()
+            except UnknownSpace as e:
+                raise RunError(str(e)) from None
+        _space(values["space"])  # an unknown space fails before a run is created
     if values.get("llm", "offline") != "offline":
         from discover.extras import MissingExtra, require
         try:

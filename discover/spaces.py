@@ -22,6 +22,7 @@ import dataclasses
 import importlib
 import pkgutil
 import warnings
+from typing import Callable
 
 from discover import extras
 from discover.extras import MissingExtra
@@ -214,3 +215,29 @@ def get_space(name: str) -> Space:
     available = ", ".join(e.name for e in space_catalogue()) or "none"
     raise UnknownSpace(f"unknown space {name!r}; available: {available}")
 
+
+def default_space_name(accept: Callable[[Space], bool] = lambda space: True) -> str:
+    """The space a command uses when none is named: the first one, in the registry's order
+    (entry points as their distributions list them, then the source checkout's packages),
+    that loads here and that ``accept`` takes.
+
+    Raises:
+      UnknownSpace: none does.
+    """
+    for name, ep in _entry_points().items():
+        if _entry_point_extra(name, ep) is not None:
+            continue
+        try:
+            space = _checked(ep.load(), f"entry point {name!r}")
+        except Exception:  # noqa: BLE001 - a broken space is not a default
+            continue
+        if accept(space):
+            return name
+    for name in _builtin_names():
+        try:
+            space = _from_builtin(name)
+        except Exception:  # noqa: BLE001
+            continue
+        if space is not None and accept(space):
+            return name
+    raise UnknownSpace("no installed search space fits; see `discover spaces`")

@@ -410,6 +410,7 @@ class DriftSpace(PolicyObjectiveSpace):
     required_functions = ("drift",)
     progresses: tuple[float, ...] = (0.0,)
     temporal = False      # True where the drift takes (ratio, advantage, progress, horizon)
+    learned_drift = True  # discover meta-train can learn an LPO drift network for it
 
     def drift4(self, namespace: Mapping[str, Any]) -> ppo.DriftFn:
         raise NotImplementedError

@@ -211,7 +211,7 @@ def test_resumed_meta_train_computes_what_an_uninterrupted_one_does(tmp_path):
 
 def test_bad_settings_are_clear_value_errors(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'd.db'}")
-    with pytest.raises(ValueError, match="spaces ppo_objectives, temporal_objectives; got 'cfr_variants'"):
+    with pytest.raises(ValueError, match="meta-train learns drift networks; space 'cfr_variants' has no drift"):
         meta_train(store, space="cfr_variants")
     with pytest.raises(ValueError, match="unknown meta-train method 'cma'"):
         meta_train(store, method="cma")
@@ -249,7 +249,7 @@ def _cli(argv):
 
 def test_cli_rejects_other_spaces_in_one_line(tmp_path, capsys):
     code, message = _cli(["meta-train", "--space", "cfr_variants", "--db", f"sqlite:///{tmp_path / 'd.db'}"])
-    assert code == 2 and message.startswith("meta-train learns drift networks for the spaces")
+    assert code == 2 and message.startswith("meta-train learns drift networks; space 'cfr_variants'")
     code, message = _cli(["meta-train", "--popsize", "3", "--db", f"sqlite:///{tmp_path / 'd.db'}"])
     assert code == 2 and "popsize must be even" in message
 
