@@ -350,7 +350,7 @@ class Discovery:
                                     inspirations=[self._parent(j) for j in insp], reflections=reflections,
                                     generation=g, rng_seed=_rng_seed(self.config.seed, "mutate", g, i))
                     for i, (parent_id, insp) in enumerate(picks)]
-        if getattr(self.mutator, "concurrent", False) and len(contexts) > 1:
+        if self.mutator.concurrent and len(contexts) > 1:
             with ThreadPoolExecutor(max_workers=len(contexts)) as pool:
                 batches = list(pool.map(lambda c: self._propose_safely(c), contexts))
         else:
@@ -395,7 +395,7 @@ class Discovery:
             if nearest is not None and d <= self.net.epsilon:
                 self._reject(prop, g, f"ε-net: behaves like program {nearest} (distance {d:.3g} ≤ ε={self.net.epsilon:g})")
                 continue
-            model = (prop.meta or {}).get("model") or getattr(self.mutator, "model", None)
+            model = (prop.meta or {}).get("model") or self.mutator.model
             p = self.store.add_program(self.run.id, prop.source, generation=g, edit=prop.edit,
                                        parents=list(prop.parents), mutator=self.mutator.name, model=model,
                                        fingerprint=fp.tolist())
@@ -409,17 +409,12 @@ class Discovery:
         """Writes the model calls made since the last drain. Drained only once a batch's
         children are stored (and at the end), so every mutation call finds its program even
         when the next batch is proposed while this one is evaluated."""
-        drain = getattr(self.mutator, "drain_calls", None)
-        if drain is None:
-            return
-        for c in drain():
+        for c in self.mutator.drain_calls():
             self.store.record_llm_call(
                 self.run.id, c.model, c.prompt, c.response, prompt_tokens=c.prompt_tokens,
                 completion_tokens=c.completion_tokens, cost_usd=c.cost_usd, latency_s=c.latency_s,
                 status=c.status, error=c.error, program_id=program_by_key.get(c.key))
-        total = getattr(self.mutator, "total_cost", None)
-        if total is not None:
-            self.progress.cost = float(total)
+        self.progress.cost = float(self.mutator.total_cost)
 
     def _submit(self, admitted: Sequence[tuple[Any, Proposal]]) -> list:
         # A generation run again after a resume finds some evaluations stored already.
@@ -434,9 +429,7 @@ class Discovery:
         for p, prop, futs in submitted:
             self._finish(p, futs)
             score = self._programs[p.id].score
-            record = getattr(self.mutator, "record_outcome", None)
-            if record is not None:
-                record(prop, score)
+            self.mutator.record_outcome(prop, score)
             parent = self._programs.get(prop.parents[0]) if prop.parents else None
             outcomes.append(EditOutcome(kind=prop.kind, parent_score=parent.score if parent else None, score=score))
         self._outcomes.extend(outcomes)
@@ -449,23 +442,21 @@ class Discovery:
         if not submitted or any(r.generation == g for r in self.store.reflections(self.run.id, kind="short")):
             return          # none, or written before a resume ran this generation again
         note = ""
-        if hasattr(self.mutator, "reflect"):
-            batch = [(self._parent(p.id), self._programs[p.id].score) for p, _, _ in submitted]
-            try:
-                note = self.mutator.reflect(batch, self.space.name)
-            except MutatorStopped as e:
-                self._stop_reason = str(e) or type(e).__name__
+        batch = [(self._parent(p.id), self._programs[p.id].score) for p, _, _ in submitted]
+        try:
+            note = self.mutator.reflect(batch, self.space.name)
+        except MutatorStopped as e:
+            self._stop_reason = str(e) or type(e).__name__
         note = note or statistical_reflection(self._outcomes[-len(submitted):])
         self.store.add_reflection(self.run.id, g, "short", note)
         if g % self.long_every == 0:
             summary = ""
-            if hasattr(self.mutator, "summarize"):
-                shorts = [r.text for r in self.store.reflections(self.run.id, kind="short")][-self.long_every:]
-                try:
-                    summary = self.mutator.summarize(shorts, self.space.name)
-                except MutatorStopped as e:
-                    self._stop_reason = str(e) or type(e).__name__
-                summary = summary or statistical_reflection(self._outcomes)
+            shorts = [r.text for r in self.store.reflections(self.run.id, kind="short")][-self.long_every:]
+            try:
+                summary = self.mutator.summarize(shorts, self.space.name)
+            except MutatorStopped as e:
+                self._stop_reason = str(e) or type(e).__name__
+            summary = summary or statistical_reflection(self._outcomes)
             self.store.add_reflection(self.run.id, g, "long", summary)
 
     def _in_flight(self, submitted) -> int:
@@ -476,7 +467,7 @@ class Discovery:
         mutator the next generation is proposed while the current one is evaluated, so the
         workers are not idle while a model thinks; otherwise generations are strictly
         sequential, which makes offline runs reproducible."""
-        overlap = bool(getattr(self.mutator, "concurrent", False))
+        overlap = self.mutator.concurrent
         submitted, submitted_gen = None, 0
         while self._stop_reason is None:
             remaining = self.config.budget - self.progress.evaluated - self._in_flight(submitted)
@@ -517,9 +508,7 @@ class Discovery:
                                     edit=prop.edit, mutator=self.mutator.name)
         self._rejected.add(h)
         self.progress.rejected += 1
-        record = getattr(self.mutator, "record_outcome", None)
-        if record is not None:
-            record(prop, None)
+        self.mutator.record_outcome(prop, None)
 
     # ------------------------------------------------------------------ held out
     def evaluate_held_out(self, program_ids: Sequence[int]) -> dict[int, float]:

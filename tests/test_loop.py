@@ -17,7 +17,7 @@ import pytest
 from discover.config import RunConfig
 from discover.executor import LocalExecutor
 from discover.loop import Discovery
-from discover.mutators.base import Proposal
+from discover.mutators.base import Mutator, Proposal
 from discover.mutators.offline import OfflineMutator
 from discover.runner import run_discovery
 from discover.store import Store
@@ -114,7 +114,7 @@ def test_kill_minus_nine_then_resume_finishes_the_budget_without_loss_or_duplica
     assert store.get_run(run.id).status == "finished"
 
 
-class ScriptedMutator:
+class ScriptedMutator(Mutator):
     """Proposes the given sources in order, one per call: a stand-in for a model that
     writes hostile or broken code."""
 

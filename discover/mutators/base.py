@@ -8,7 +8,7 @@ evaluates what it proposes.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Sequence
 
 from discover.space import Space
 
@@ -71,12 +71,44 @@ class Proposal:
     meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
-@runtime_checkable
-class Mutator(Protocol):
-    """Proposes up to ``n`` children of ``context.parent``. May return fewer (never more)
-    when it cannot find that many distinct, statically valid children."""
+class Mutator:
+    """What the loop asks of a mutator: ``propose``, and optional abilities declared here
+    with their defaults, so the loop calls them without probing for them.
 
-    name: str
+    Attributes:
+      name: recorded with each program it makes.
+      concurrent: True for a mutator that waits on a model: the loop then asks for all of a
+        generation's parents at once, on threads, and proposes the next generation while
+        the current one is evaluated.
+      model: the model that wrote a proposal when its ``meta`` names none (None offline).
+    """
+
+    name: str = "mutator"
+    concurrent: bool = False
+    model: str | None = None
 
     def propose(self, context: MutationContext, n: int) -> list[Proposal]:
-        ...
+        """Up to ``n`` children of ``context.parent``; fewer (never more) when it cannot find
+        that many distinct, statically valid children."""
+        raise NotImplementedError
+
+    def record_outcome(self, proposal: Proposal, score: float | None) -> None:
+        """Told how a proposal fared: its score, or None if it was rejected or failed."""
+
+    def drain_calls(self) -> list:
+        """The model calls made since the last drain, for the lineage (``LLMCall``s)."""
+        return []
+
+    @property
+    def total_cost(self) -> float:
+        """Dollars spent on model calls so far."""
+        return 0.0
+
+    def reflect(self, batch: Sequence[tuple[Parent, float | None]], space_name: str | None = None) -> str:
+        """A short note on what worked in a batch of (child, score); "" to let the loop
+        write its statistical one."""
+        return ""
+
+    def summarize(self, notes: Sequence[str], space_name: str | None = None) -> str:
+        """A long-term summary of recent short notes; "" for the loop's statistical one."""
+        return ""

@@ -39,7 +39,7 @@ import time
 from typing import Any, Iterable, Sequence
 
 from discover.mutators.bandit import ModelBandit
-from discover.mutators.base import MutationContext, Parent, Proposal
+from discover.mutators.base import MutationContext, Mutator, Parent, Proposal
 from discover.mutators.diffs import DiffError, NoCodeError, apply_answer, parse_answer
 from discover.mutators.prompts import (Message, mutation_messages, reflection_messages, render,
                                        repair_messages, summary_messages)
@@ -275,7 +275,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:2000]
 
 
-class LLMMutator:
+class LLMMutator(Mutator):
     """Proposes children by asking language models for edits to the evolve block.
 
     Args:

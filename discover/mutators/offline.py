@@ -47,7 +47,7 @@ from discover.mutators._syntax import (
     Program, ancestors, annotate_parents, call_name, child_source, copy_body, is_number,
     loaded_names, number_node, params, parse_program, parse_units, reachable, replace, same,
     signed_value, splice)
-from discover.mutators.base import MutationContext, Proposal
+from discover.mutators.base import MutationContext, Mutator, Proposal
 from discover.program import normalized_code
 
 KINDS = ("perturb", "power", "swap", "floor", "splice", "crossover")
@@ -590,7 +590,7 @@ def _crossover_edit(program: Program, context: MutationContext, config: OfflineM
 # ----------------------------------------------------------------------------------------
 # The mutator.
 
-class OfflineMutator:
+class OfflineMutator(Mutator):
     """Syntax-tree mutator needing no network: see the module docstring for the edits.
 
     Deterministic: the proposals are a function of ``seed``, ``config`` and the context
