@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 import pytest
+
+from search_spaces.game_space import GameSpace
 from open_spiel.python.algorithms.psro_v2 import utils as psro_utils
 from open_spiel.python.egt import alpharank
 
@@ -42,8 +44,8 @@ CASES = [(game, alpha) for game in sorted(GAMES) for alpha in (0.1, 1.0, 10.0, 1
 @pytest.fixture(autouse=True)
 def private_reference_cache(tmp_path, monkeypatch):
     """Each test computes (and caches) reference curves in its own folder."""
-    monkeypatch.setattr(scoring, "_reference_dir", lambda: tmp_path / "psro_reference")
-    monkeypatch.setattr(scoring, "_REFERENCE", {})
+    monkeypatch.setattr(GameSpace, "reference_dir", lambda self: tmp_path / "psro_reference")
+    monkeypatch.setattr(GameSpace, "_curves", {})
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ import time
 import numpy as np
 import pytest
 
+from search_spaces.game_space import GameSpace
+
 from evaluators.cfr import log_checkpoints, run_cfr
 from search_spaces.cfr_variants import (
     HELD_OUT_TASKS, OPTIONAL_HELD_OUT_TASKS, SPACE, TRAIN_TASKS, CfrVariantsSpace, load_rules)
@@ -27,8 +29,8 @@ SEED_NAMES = {"cfr", "cfr_plus", "linear_cfr", "dcfr", "pcfr_plus", "pdcfr_plus"
 @pytest.fixture(autouse=True)
 def private_reference_cache(tmp_path, monkeypatch):
     """Each test computes (and caches) CFR+ curves in its own folder."""
-    monkeypatch.setattr(scoring, "_reference_dir", lambda: tmp_path / "cfr_reference")
-    monkeypatch.setattr(scoring, "_REFERENCE", {})
+    monkeypatch.setattr(GameSpace, "reference_dir", lambda self: tmp_path / "cfr_reference")
+    monkeypatch.setattr(GameSpace, "_curves", {})
     return tmp_path / "cfr_reference"
 
 
@@ -127,14 +129,14 @@ def test_relative_score_floors_and_validates():
         scoring.relative_score(curve, reference, [])
 
 
-def test_reference_curve_is_cached_on_disk(private_reference_cache):
+def test_reference_curve_is_cached_on_disk(private_reference_cache, monkeypatch):
     first = SPACE.evaluate(_seed("pcfr_plus"), "kuhn_poker", iterations=50, backend="numpy")
     files = list(private_reference_cache.glob("*.json"))
     assert len(files) == 1
-    scoring._REFERENCE.clear()
+    GameSpace._curves.clear()
     begin = time.perf_counter()
-    rules, source = SPACE._reference_rules()
-    cached = scoring.reference_curve(rules, source, "kuhn_poker", 50, log_checkpoints(50), "numpy")
+    monkeypatch.setattr(type(SPACE), "run", lambda *a, **k: pytest.fail("the reference was recomputed"))
+    cached = SPACE.reference_curve("kuhn_poker", 50, log_checkpoints(50), {"backend": "numpy"})
     assert time.perf_counter() - begin < 0.5
     assert cached[-1][1] == first.metrics["cfr_plus_final_exploitability"]
 

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 import pytest
+
+from search_spaces.game_space import GameSpace
 from open_spiel.python.algorithms import projected_replicator_dynamics, regret_matching
 
 from discover.checks import static_check
@@ -44,8 +46,8 @@ def eval_meta_solver(payoffs, iteration, state):
 @pytest.fixture(autouse=True)
 def private_reference_cache(tmp_path, monkeypatch):
     """Each test computes (and caches) reference curves in its own folder."""
-    monkeypatch.setattr(scoring, "_reference_dir", lambda: tmp_path / "psro_reference")
-    monkeypatch.setattr(scoring, "_REFERENCE", {})
+    monkeypatch.setattr(GameSpace, "reference_dir", lambda self: tmp_path / "psro_reference")
+    monkeypatch.setattr(GameSpace, "_curves", {})
     return tmp_path / "psro_reference"
 
 
@@ -146,13 +148,13 @@ def test_program_fitness_caps_exact_solves_and_counts_the_weakest_game():
     assert SPACE.score(failed) == -math.inf
 
 
-def test_reference_curve_is_cached_on_disk(private_reference_cache):
+def test_reference_curve_is_cached_on_disk(private_reference_cache, monkeypatch):
     SPACE.evaluate(UNIFORM, "kuhn_poker", iterations=4)
     files = list(private_reference_cache.glob("*.json"))
     assert len(files) == 1
-    scoring._REFERENCE.clear()
-    curve = scoring.reference_curve(None, None, SPACE.seeds()["uniform"], "kuhn_poker", 4,
-                                    log_checkpoints(4))  # read from disk: no solver needed
+    GameSpace._curves.clear()
+    monkeypatch.setattr(type(SPACE), "run", lambda *a, **k: pytest.fail("the reference was recomputed"))
+    curve = SPACE.reference_curve("kuhn_poker", 4, log_checkpoints(4))    # read from disk
     assert [t for t, _ in curve] == [1, 2, 3, 4]
 
 

@@ -1,9 +1,8 @@
 """The text a mutator (and a human) reads about the cfr_variants space."""
 
-from search_spaces.cfr_variants.scoring import balanced_fitness_doc
+from search_spaces.game_space import TRAIN_GAME_NAMES, balanced_fitness_doc
 
-FITNESS_DOC = balanced_fitness_doc("3-player Kuhn poker, Leduc poker, 4-card imperfect-information Goofspiel "
-                                   "(turn-based), Liar's Dice with one 5-sided die", "CFR+")
+FITNESS_DOC = balanced_fitness_doc(TRAIN_GAME_NAMES, "CFR+")
 
 DOC = """\
 # Evolving CFR update rules (space: cfr_variants)

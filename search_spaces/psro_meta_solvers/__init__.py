@@ -27,44 +27,27 @@ Example::
 
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from discover.checks import ALLOWED_MODULES
 from discover.program import load_functions
-from discover.space import CPU, INVALID, OK, Space, TaskResult
-from evaluators.psro import InvalidCandidate, log_checkpoints, run_psro
-from search_spaces.cfr_variants import task_label as _game_label
-from search_spaces.cfr_variants.scoring import balanced_fitness
+from evaluators.psro import InvalidCandidate, run_psro
+from search_spaces.game_space import GOOFSPIEL_4, GOOFSPIEL_5, HELD_OUT_GAMES, TRAIN_GAMES, GameRun, GameSpace
 from search_spaces.psro_meta_solvers.adapter import EXPORT
 from search_spaces.psro_meta_solvers.contract import DOC, FITNESS_DOC
 from search_spaces.psro_meta_solvers.mechanisms import MECHANISMS
 from search_spaces.psro_meta_solvers.probe import SOLVER_NAMES, fingerprint
-from search_spaces.psro_meta_solvers.scoring import (
-    SCORE_START, reference_curve, relative_score, score_checkpoints)
+from search_spaces.psro_meta_solvers.scoring import SCORE_START, relative_score, score_checkpoints
 
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds" / "psro_meta_solvers"
 REFERENCE_SEED = "uniform"
 DEFAULT_ITERATIONS = 100
 
-GOOFSPIEL_4 = "turn_based_simultaneous_game(game=goofspiel(imp_info=True,num_cards=4,points_order=descending))"
-GOOFSPIEL_5 = "turn_based_simultaneous_game(game=goofspiel(imp_info=True,num_cards=5,points_order=descending))"
-
-TRAIN_TASKS = (
-    "kuhn_poker(players=3)",
-    "leduc_poker",
-    GOOFSPIEL_4,
-    "liars_dice(numdice=1,dice_sides=5)",
-)
-HELD_OUT_TASKS = (
-    "kuhn_poker(players=4)",
-    GOOFSPIEL_5,
-    "liars_dice(numdice=1,dice_sides=6)",
-)
+TRAIN_TASKS = TRAIN_GAMES
+HELD_OUT_TASKS = HELD_OUT_GAMES
 # PSRO iterations per game (others: DEFAULT_ITERATIONS). The payoff tables of the
 # 3- and 4-player games grow as n^3 and n^4.
 TASK_ITERATIONS: Mapping[str, int] = {
@@ -73,7 +56,8 @@ TASK_ITERATIONS: Mapping[str, int] = {
 }
 
 __all__ = ["PsroMetaSolversSpace", "SPACE", "DOC", "MECHANISMS", "SCORE_START", "TRAIN_TASKS",
-           "HELD_OUT_TASKS", "TASK_ITERATIONS", "load_solvers", "iterations_for"]
+           "HELD_OUT_TASKS", "TASK_ITERATIONS", "GOOFSPIEL_4", "GOOFSPIEL_5", "load_solvers", "iterations_for",
+           "relative_score", "score_checkpoints"]
 
 
 def iterations_for(task: str) -> int:
@@ -87,14 +71,18 @@ def load_solvers(source: str) -> tuple[dict[str, Callable] | None, list[str]]:
     return load_functions(source, SOLVER_NAMES)
 
 
-class PsroMetaSolversSpace(Space):
-    """Evolve the training-time and evaluation-time meta-strategy solvers of exact PSRO.
+class PsroMetaSolversSpace(GameSpace):
+    """Evolve the training-time and evaluation-time meta-strategy solvers of exact PSRO; the
+    game-space harness (``search_spaces.game_space``) with exact PSRO as its ``run``.
 
-    Attributes (beyond ``discover.space.Space``):
-      reference_seed: the seed every score is relative to (uniform, i.e. fictitious play).
-      task_iterations: PSRO iterations per game where it differs from 100.
+    Attributes (beyond ``GameSpace``):
       allowed_modules: the modules a candidate may import (the defaults plus scipy, for
         linear programs).
+
+    Why the fitness is ``balanced_fitness`` rather than the plain mean: PSRO solves the
+    small games exactly (exploitability 0 at 4-card Goofspiel), which the 1e-15 floor
+    turns into +10 decades or more; a mean is then ruled by who solves Goofspiel first,
+    whatever happens on Leduc poker or Liar's Dice.
     """
 
     name = "psro_meta_solvers"
@@ -105,67 +93,23 @@ class PsroMetaSolversSpace(Space):
     signatures = {"train_meta_solver": ("payoffs", "iteration", "state"),
                   "eval_meta_solver": ("payoffs", "iteration", "state")}
     seeds_dir = SEEDS_DIR
-    train_tasks = TRAIN_TASKS
-    held_out_tasks = HELD_OUT_TASKS
-    stochastic = False
     mechanisms = MECHANISMS
     allowed_modules = tuple(sorted(ALLOWED_MODULES | {"scipy"}))
     reference_seed = REFERENCE_SEED
+    score_start = SCORE_START
+    iterations = DEFAULT_ITERATIONS
     task_iterations = TASK_ITERATIONS
+    reference_cache = "psro_reference"
+    engine_modules = ("evaluators.psro", "evaluators.games", "evaluators.best_response")
+    invalid_errors = (InvalidCandidate,)
 
-    def _reference(self) -> tuple[dict[str, Callable], str]:
-        source = (Path(self.seeds_dir) / f"{self.reference_seed}.py").read_text()
-        solvers, missing = load_solvers(source)
-        if solvers is None:
-            raise RuntimeError(f"the reference seed {self.reference_seed!r} lacks {missing}")
-        return solvers, source
-
-    def evaluate(self, source: str, task: str, seed: int = 0, iterations: int | None = None,
-                 **options: Any) -> TaskResult:
-        """Runs exact PSRO with the candidate's solvers on the game ``task``.
-
-        Args:
-          source: the candidate module's text.
-          task: an OpenSpiel game string.
-          seed: unused (exact PSRO is deterministic); kept for the interface.
-          iterations: PSRO iterations (default ``iterations_for(task)``); the checkpoints
-            are ``log_checkpoints(iterations)``.
-
-        Returns:
-          ``TaskResult(status="ok", metrics={"score", "final_exploitability",
-          "uniform_final_exploitability", "iterations", "meta_solver_seconds"},
-          curve=[[t, exploitability], ...])``; ``status="invalid"`` with the reason when
-          the candidate lacks a function or breaks the contract while running. Other
-          exceptions (syntax errors, exceptions the candidate raises) propagate.
-        """
-        del seed, options
-        begin = time.perf_counter()
-        solvers, missing = load_solvers(source)
-        if solvers is None:
-            return TaskResult.failure(
-                INVALID, f"the candidate does not define {', '.join(missing)}",
-                time.perf_counter() - begin)
-        iterations = int(iterations) if iterations is not None else iterations_for(task)
-        checkpoints = log_checkpoints(iterations)
-        try:
-            run = run_psro(solvers["train_meta_solver"], solvers["eval_meta_solver"], task,
-                           iterations, checkpoints)
-        except InvalidCandidate as e:
-            return TaskResult.failure(INVALID, str(e), time.perf_counter() - begin)
-        ref, ref_source = self._reference()
-        reference = reference_curve(ref["train_meta_solver"], ref["eval_meta_solver"],
-                                    ref_source, task, iterations, checkpoints)
-        score = relative_score(run.curve, reference, score_checkpoints(iterations))
-        metrics = {
-            "score": score,
-            "final_exploitability": float(run.curve[-1][1]),
-            "uniform_final_exploitability": float(reference[-1][1]),
-            "iterations": iterations,
-            "meta_solver_seconds": run.meta_solver_time,
-        }
-        return TaskResult(status=OK, metrics=metrics,
-                          curve=[[int(t), float(e)] for t, e in run.curve],
-                          wall_time=time.perf_counter() - begin, device=CPU)    # NumPy
+    def run(self, functions: Mapping[str, Callable], task: str, iterations: int,
+            checkpoints: Sequence[int]) -> GameRun:
+        """Exact PSRO with the candidate's two meta-solvers (NumPy: the device is the CPU)."""
+        run = run_psro(functions["train_meta_solver"], functions["eval_meta_solver"], task, iterations,
+                       checkpoints)
+        return GameRun(curve=run.curve, metrics={"iterations": iterations,
+                                                 "meta_solver_seconds": run.meta_solver_time})
 
     def probe(self, namespace: Mapping[str, Any]) -> np.ndarray:
         """The candidate's mixtures on fixed small payoff tensors (two and three players,
@@ -176,26 +120,6 @@ class PsroMetaSolversSpace(Space):
           ValueError: a solver is missing or breaks the contract on the probe inputs.
         """
         return fingerprint(namespace)
-
-    def score(self, results) -> float:
-        """The program's fitness over its games: ``balanced_fitness`` of the per-game
-        scores (each game's gain capped at one decade, plus the weakest game), as for
-        ``cfr_variants``; -inf if any game failed.
-
-        Why not the plain mean: PSRO solves the small games exactly (exploitability 0 at
-        4-card Goofspiel), which the 1e-15 floor turns into +10 decades or more; a mean is
-        then ruled by who solves Goofspiel first, whatever happens on Leduc poker or
-        Liar's Dice.
-        """
-        from discover.space import aggregate_score
-        if not math.isfinite(aggregate_score(results)):
-            return -math.inf
-        return balanced_fitness([r.metrics["score"] for r in results])
-
-    def task_label(self, task: str) -> str:
-        """``kuhn_poker(players=3)`` → ``kuhn-3p``, the Goofspiel wrapper → ``goofspiel-4``,
-        ``liars_dice(numdice=1,dice_sides=5)`` → ``liars_dice-5``."""
-        return _game_label(task)
 
 
 SPACE = PsroMetaSolversSpace()
