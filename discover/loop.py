@@ -47,7 +47,7 @@ from discover.mutators.llm import MutatorStopped
 from discover.mutators.reflection import EditOutcome, statistical_reflection
 from discover.probe import PROBE_SPACE
 from discover.selector import EpsilonNet, Selector
-from discover.space import OK, Space, TaskResult
+from discover.space import Space, TaskResult
 
 TRAIN, HELD_OUT = "train", "held_out"
 

@@ -92,7 +92,7 @@ def load_namespace(source: str) -> dict[str, Any]:
 def function(namespace: Mapping[str, Any], name: str) -> Callable:
     fn = namespace.get(name)
     if not callable(fn):
-        raise CandidateError(f"the candidate must define a function {name!r} at top level")
+        raise CandidateError(f"the candidate does not define {name!r} (a function at top level)")
     return fn
 
 

@@ -24,7 +24,6 @@ from evaluators.psro import log_checkpoints, run_psro
 from search_spaces.psro_meta_solvers import (
     HELD_OUT_TASKS, MECHANISMS, SPACE, TASK_ITERATIONS, TRAIN_TASKS, PsroMetaSolversSpace,
     iterations_for, load_solvers)
-from search_spaces.psro_meta_solvers import scoring
 from search_spaces.psro_meta_solvers.probe import probe_payoffs
 
 SOLVERS = ("train_meta_solver", "eval_meta_solver")
@@ -91,11 +90,6 @@ def test_doc_states_signatures_order_score_and_invalidity():
         assert phrase in doc
 
 
-def test_every_seed_passes_the_static_check_and_cites_a_paper():
-    for name, source in SPACE.seeds().items():
-        assert static_check(source, SPACE).ok, name
-        assert "# EVOLVE-BLOCK-START" in source and "# EVOLVE-BLOCK-END" in source
-        assert "(" in source.split('"""')[1] and any(str(y) in source for y in range(1951, 2027))
 
 
 # ---- evaluation and score ---------------------------------------------------------------
@@ -158,10 +152,6 @@ def test_reference_curve_is_cached_on_disk(private_reference_cache, monkeypatch)
     assert [t for t, _ in curve] == [1, 2, 3, 4]
 
 
-def test_missing_function_is_invalid_with_reason():
-    source = UNIFORM.replace("def eval_meta_solver", "def evaluate_meta_solver")
-    result = SPACE.evaluate(source, "kuhn_poker", iterations=3)
-    assert result.status == "invalid" and "eval_meta_solver" in result.error
 
 
 def test_nan_mixture_is_invalid_with_reason():
@@ -233,10 +223,6 @@ def test_probe_is_deterministic_and_separates_all_seeds():
     np.testing.assert_array_equal(prints["nash"], SPACE.probe(_seed("nash")))
 
 
-def test_probe_identical_for_renamed_reformatted_copy():
-    source = SPACE.seeds()["regret_matching"]
-    renamed = source.replace("_regret_matching", "_rm_loop").replace("totals", "sums")
-    np.testing.assert_array_equal(SPACE.probe(_namespace(source)), SPACE.probe(_namespace(renamed)))
 
 
 @pytest.mark.parametrize("body,match", [

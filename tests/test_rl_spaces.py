@@ -2,14 +2,13 @@
 
 import math
 import os
-import re
 import time
 
 import numpy as np
 import pytest
 
 from discover.checks import static_check
-from discover.space import EVOLVE_END, EVOLVE_START, Space, TaskResult
+from discover.space import Space, TaskResult
 from evaluators import ppo
 from evaluators.rl_space import (CandidateError, check_drift, learning_curve, load_namespace,
                                  normalized_score)
@@ -58,12 +57,8 @@ def test_space_declares_its_contract(name):
 
 
 @pytest.mark.parametrize("name", sorted(SPACES))
-def test_seeds_and_mechanisms_pass_the_static_checks(name):
-    space = SPACES[name]
-    for seed, source in space.seeds().items():
-        assert source.count(EVOLVE_START) == 1 and source.count(EVOLVE_END) == 1, seed
-        assert re.search(r"\b(19|20)\d\d\b", source.split(EVOLVE_START)[0]), f"{seed} cites no paper"
-        assert static_check(source, space), seed
+def test_mechanisms_pass_the_static_checks(name):
+    space = SPACES[name]     # the seeds' checks: tests/test_space_contract.py
     for mech, source in space.mechanisms.items():
         assert static_check(source, space), mech
         space.check(load_namespace(source), CARTPOLE)
@@ -135,7 +130,7 @@ def test_temporal_drift_is_checked_at_every_progress():
 
 def test_missing_function_and_bad_advantage_rules_are_invalid():
     missing = PPO_OBJECTIVES.evaluate("def objective(ratio, advantage):\n    return ratio\n", "CartPole-v1")
-    assert missing.status == "invalid" and "'drift'" in missing.error
+    assert missing.status == "invalid" and "does not define 'drift'" in missing.error
     scalar = ("import jax.numpy as jnp\n\ndef advantages(rewards, values, dones, last_value, gamma, lam):\n"
               "    return rewards.mean(), values\n")
     result = ADVANTAGE_RULES.evaluate(scalar, "CartPole-v1", total_timesteps=10**9)

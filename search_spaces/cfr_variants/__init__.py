@@ -26,7 +26,7 @@ import numpy as np
 
 from discover.program import load_functions
 from discover.space import CPU, jax_device
-from evaluators.cfr import InvalidCandidate, log_checkpoints, run_cfr
+from evaluators.cfr import InvalidCandidate, run_cfr
 from search_spaces.cfr_variants.adapter import EXPORT
 from search_spaces.cfr_variants.contract import DOC, FITNESS_DOC
 from search_spaces.cfr_variants.mechanisms import MECHANISMS
