@@ -450,6 +450,19 @@ class _Malformed(Exception):
     pass
 
 
+_HARNESS: dict[str, str] = {}
+
+
+def _harness(job: Job) -> str:
+    """The harness version of ``job``'s space and options (``Space.harness_version``),
+    computed here, in the trusted process, and set on its result."""
+    from discover.spaces import get_space
+    key = json.dumps([job.space, dict(job.options)], sort_keys=True, default=str)
+    if key not in _HARNESS:
+        _HARNESS[key] = get_space(job.space).harness_version(job.options)
+    return _HARNESS[key]
+
+
 def _cleanup(root: Path, workers: list) -> None:
     for w in list(workers):
         try:
@@ -519,13 +532,14 @@ class LocalExecutor:
             self._known_spaces.add(job.space)
         limit = float(self.time_limit(job)) if callable(self.time_limit) else self.time_limit
         _check_limits(limit, self.memory_limit_mb)
+        harness = _harness(job)
         future: concurrent.futures.Future[TaskResult] = concurrent.futures.Future()
         future.job = job  # type: ignore[attr-defined]  # to match results: future.job.tag
         future.time_limit = limit  # type: ignore[attr-defined]
         with self._lock:
             if self._closing:
                 raise RuntimeError("cannot submit a job to an executor that was shut down")
-            self._queue.put((job, future, limit))
+            self._queue.put((job, future, limit, harness))
         return future
 
     def shutdown(self, wait: bool = True) -> None:
@@ -594,7 +608,7 @@ class LocalExecutor:
                 item = self._queue.get()
                 if item is None:
                     return
-                job, future, limit = item
+                job, future, limit, harness = item
                 if not future.set_running_or_notify_cancel():
                     continue
                 try:
@@ -612,7 +626,7 @@ class LocalExecutor:
                 if not keep:
                     self._retire(worker)
                     worker = None
-                future.set_result(result)
+                future.set_result(dataclasses.replace(result, harness=harness))
                 if worker is None and not self._closing:
                     try:
                         worker = self._start_worker(slot)
@@ -645,7 +659,7 @@ def evaluate_isolated(job: Job, time_limit: float | Callable[[Job], float], memo
     try:
         worker = _Worker(_Settings(int(memory_limit_mb), _resolve_cache_dirs(cache_dirs)), root)
         result, _ = worker.run(job, float(time_limit))
-        return result
+        return dataclasses.replace(result, harness=_harness(job))
     finally:
         if worker is not None:
             worker.close()

@@ -158,6 +158,8 @@ def build_metadata(store: Store, program: ProgramRecord, run: RunRecord, space: 
     from discover.runner import library_versions
 
     train, held = results[REEVAL], results[HELD_OUT]
+    harness = space.harness_version(options)
+    stored_harness = sorted({e.harness for e in store.evaluations(program.id)} - {None})
     return {
         "name": name, "distribution": distribution, "module": module, "version": PACKAGE_VERSION,
         "space": program.space, "required_functions": list(space.required_functions),
@@ -170,7 +172,10 @@ def build_metadata(store: Store, program: ProgramRecord, run: RunRecord, space: 
                       "tasks": {t: _task_entry(r) for t, r in train.items()}},
             "held_out": {"score": _score(space, held), "tasks": {t: _task_entry(r) for t, r in held.items()}},
         },
-        "evaluation": {"seed": seed, "options": dict(options), "executor": "discover.executor.evaluate_isolated"},
+        "evaluation": {"seed": seed, "options": dict(options), "executor": "discover.executor.evaluate_isolated",
+                       # The stored score is comparable with the fresh one only if these agree.
+                       "harness": harness, "stored_harness": stored_harness,
+                       "stored_score_comparable": stored_harness in ([], [harness])},
         "lineage": views.ancestry(store, program.id),
         "versions": {"export": library_versions(), "run": dict(run.versions)},
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

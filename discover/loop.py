@@ -118,6 +118,7 @@ class Discovery:
         programs of earlier generations."""
         pending = []
         programs = sorted(self.store.programs(self.run.id), key=lambda p: p.id)
+        self._check_harness(programs)
         rejections = self.store.rejections(self.run.id)
         replay = max([p.generation for p in programs] + [r.generation for r in rejections], default=0)
         self._generation = max(0, replay - 1)
@@ -152,6 +153,19 @@ class Discovery:
                 self.selector.expanded(r.parent_ids[0])
         self.progress.evaluated_at_start = self.progress.evaluated
         return pending
+
+    def _check_harness(self, programs) -> None:
+        """Refuses to continue a run whose stored evaluations were computed by another
+        harness (evaluator or scoring code, or evaluation options): their scores and this
+        installation's would not be comparable."""
+        current = self.space.harness_version(self.config.eval_options)
+        for p in programs:
+            stored = {e.harness for e in self.store.evaluations(p.id)} - {None}
+            if stored - {current}:
+                raise ValueError(
+                    f"run {self.run.name!r} was evaluated by harness {sorted(stored - {current})[0]}, this "
+                    f"installation evaluates {self.space.name} by harness {current} (its evaluator, scoring or "
+                    "evaluation options differ): start a new run, or resume with the version that made it")
 
     def _count(self, status: str, score: float | None, program) -> None:
         self.progress.evaluated += 1

@@ -10,7 +10,6 @@ import math
 import os
 import platform
 import threading
-import time
 from concurrent.futures import Future
 from importlib import metadata
 from pathlib import Path

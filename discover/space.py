@@ -43,6 +43,8 @@ class TaskResult:
       device: where the evaluation computed, as the worker saw it, in the format of
         ``describe_device``: ``"cpu"`` (NumPy, or JAX's CPU device) or e.g.
         ``"cuda:0 NVIDIA H100 80GB HBM3"``; None where the space does not say.
+      harness: the version of the harness that computed it (``Space.harness_version``),
+        set by the executor in the trusted process, never by the worker.
     """
 
     status: str
@@ -51,6 +53,7 @@ class TaskResult:
     error: str | None = None
     wall_time: float = 0.0
     device: str | None = None
+    harness: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -64,6 +67,7 @@ class TaskResult:
             "error": self.error,
             "wall_time": self.wall_time,
             "device": self.device,
+            "harness": self.harness,
         }
 
     @classmethod
@@ -75,6 +79,7 @@ class TaskResult:
             error=d.get("error"),
             wall_time=float(d.get("wall_time") or 0.0),
             device=d.get("device") if isinstance(d.get("device"), str) else None,
+            harness=d.get("harness") if isinstance(d.get("harness"), str) else None,
         )
 
     @classmethod
@@ -212,6 +217,29 @@ class Space:
 
     def score(self, results: Sequence[TaskResult]) -> float:
         return aggregate_score(results)
+
+    # The modules whose code computes an evaluation's numbers, beyond the space's own module;
+    # their source is part of ``harness_version``.
+    harness_modules: tuple[str, ...] = ("discover.space",)
+
+    def harness_version(self, options: Mapping[str, Any] | None = None) -> str:
+        """A digest of everything an evaluation's numbers depend on besides the program and
+        the task: the space's module and ``harness_modules`` (evaluator and scoring code) and
+        the evaluation ``options``. Evaluations with different versions are not comparable;
+        resume and export refuse to mix them."""
+        import hashlib
+        import importlib
+        import inspect
+        import json
+        digest = hashlib.sha256()
+        modules = dict.fromkeys((type(self).__module__, *self.harness_modules))
+        for name in modules:
+            try:
+                digest.update(Path(inspect.getfile(importlib.import_module(name))).read_bytes())
+            except (ImportError, OSError, TypeError):
+                digest.update(name.encode())
+        digest.update(json.dumps(dict(options or {}), sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:16]
 
     def task_label(self, task: str) -> str:
         """A short name for tables and plots."""

@@ -352,6 +352,8 @@ class PolicyObjectiveSpace(Space):
     ``Objective`` (``objective``), what to check before training (``check``) and how to
     fingerprint it (``probe``)."""
 
+    harness_modules = ("discover.space", "evaluators.rl_space", "evaluators.ppo")
+
     train_tasks = TRAIN_TASKS
     held_out_tasks = HELD_OUT_TASKS
     stochastic = True

@@ -319,3 +319,25 @@ def test_a_live_run_tells_the_selector_each_programs_fingerprint(tmp_path):
             children[r.parent_ids[0]] = children.get(r.parent_ids[0], 0) + 1
     assert {p.id: disc.selector.expansions(p.id) for p in evaluated} == {p.id: children.get(p.id, 0)
                                                                          for p in evaluated}
+
+
+def test_resume_refuses_evaluations_computed_by_another_harness(tmp_path):
+    db_path = tmp_path / "h.db"
+    db = f"sqlite:///{db_path}"
+    run_discovery({"space": FIT, "budget": 4, "workers": 1, "seed": 1}, db=db, run_name="h")
+    store = Store.open(db)
+    run = store.get_run("h")
+    evaluations = [e for p in store.programs(run.id) for e in store.evaluations(p.id)]
+    assert {e.harness for e in evaluations} == {SPACE.harness_version({})}     # set by the executor
+    assert SPACE.harness_version({}) != SPACE.harness_version({"delay_s": 0.5})
+    con = sqlite3.connect(db_path)
+    con.execute("UPDATE evaluations SET harness = 'an0ther0harness0' WHERE id = ?", (evaluations[0].id,))
+    con.commit()
+    con.close()
+    out = subprocess.run([sys.executable, "-m", "discover.cli", "run", "--resume", "--run-name", "h", "--db", db,
+                          "--budget", "6"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"discover: error: run 'h' was evaluated by harness an0ther0harness0, this installation evaluates "
+        f"{FIT} by harness {SPACE.harness_version({})} (its evaluator, scoring or evaluation options differ): "
+        "start a new run, or resume with the version that made it"]

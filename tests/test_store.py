@@ -250,7 +250,7 @@ def test_evaluation_round_trip_and_idempotency(store, db_url):
         (p.id, "leduc_poker", 3, "train", "ok", "cpu", 1.5)
     assert e.metrics == {"score": 0.5, "final_exploitability": 2.5e-4, "iterations": 100, "worst": -math.inf}
     assert e.curve == ((1, 0.4), (100, 2.5e-4))
-    assert e.ok and e.result == TaskResult(status="ok", metrics=e.metrics, curve=e.curve, wall_time=1.5)
+    assert e.ok and e.result == TaskResult(status="ok", metrics=e.metrics, curve=e.curve, wall_time=1.5, device="cpu")
 
     failed = TaskResult.failure("error", "ZeroDivisionError: division by zero", wall_time=0.1)
     f = store.record_evaluation(p.id, "kuhn_poker(players=3)", 0, "held_out", failed, device="cuda:0")
@@ -415,14 +415,25 @@ def test_upgrade_from_revision_0001_keeps_data(db_url):
         conn.execute(text("INSERT INTO runs (name, space, config, versions, seed, status, created_at) "
                           "VALUES ('old', 'cfr_variants', '{\"budget\": 5}', '{}', 3, 'finished', :t)"),
                      {"t": "2026-01-01 00:00:00"})
+        run_id = conn.execute(text("SELECT id FROM runs WHERE name = 'old'")).scalar_one()
+        conn.execute(text("INSERT INTO programs (run_id, source, code_hash, space, generation, status, score, created_at) "
+                          "VALUES (:r, 'y = 2\n', 'h0', 'cfr_variants', 0, 'evaluated', 0.25, :t)"), {"r": run_id, "t": "2026-01-01"})
+        program_id = conn.execute(text("SELECT id FROM programs WHERE code_hash = 'h0'")).scalar_one()
+        conn.execute(text("INSERT INTO evaluations (program_id, task, seed, split, status, metrics, curve, wall_time, "
+                          "device, created_at) VALUES (:p, 'kuhn_poker', 0, 'train', 'ok', '{\"score\": 0.25}', "
+                          "'[[1, 0.5]]', 1.5, 'cpu', :t)"), {"p": program_id, "t": "2026-01-01"})
     eng.dispose()
 
     with Store.open(db_url) as store:
         assert _tables(db_url)[1] == head_revision()
         old = store.get_run("old")
         assert (old.space, old.config, old.seed, old.status) == ("cfr_variants", {"budget": 5}, 3, "finished")
+        (e,) = store.evaluations(program_id)
+        assert (e.task, e.status, dict(e.metrics), e.curve, e.wall_time, e.device) == (
+            "kuhn_poker", "ok", {"score": 0.25}, ((1, 0.5),), 1.5, "cpu")
+        assert e.harness is None                 # computed before harness versions were kept
         p = store.add_program(old.id, "x = 1\n", 0, "seed")  # the upgraded database takes writes
-        assert store.programs(old.id) == [p]
+        assert p in store.programs(old.id)
 
     # Every revision can be undone and redone.
     command.downgrade(cfg, "base")
@@ -430,6 +441,15 @@ def test_upgrade_from_revision_0001_keeps_data(db_url):
     assert rev is None and not (TABLES & names)
     command.upgrade(cfg, "head")
     assert _tables(db_url)[1] == head_revision()
+
+
+def test_the_revisions_form_one_linear_history():
+    from alembic.script import ScriptDirectory
+    script = ScriptDirectory.from_config(alembic_config())
+    assert len(script.get_heads()) == 1 and len(script.get_bases()) == 1
+    revisions = list(script.walk_revisions())          # newest first
+    for newer, older in zip(revisions, revisions[1:]):
+        assert newer.down_revision == older.revision
 
 
 def test_database_from_a_newer_version_is_refused(db_url):

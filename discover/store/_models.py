@@ -110,6 +110,7 @@ class Evaluation(Base):
     wall_time: Mapped[float] = mapped_column(Double)
     device: Mapped[str | None] = mapped_column(String(NAME))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    harness: Mapped[str | None] = mapped_column(String(64))
 
     # One row per (program, task, seed, split): recording it again returns the stored one.
     __table_args__ = (UniqueConstraint("program_id", "task", "seed", "split"),)

@@ -121,6 +121,8 @@ class EvaluationRecord:
       device: where it computed, as the worker reported it (``discover.space.describe_device``):
         ``"cpu"`` for NumPy and JAX's CPU device, e.g. ``"cuda:0 NVIDIA H100 80GB HBM3"`` on
         a GPU; None where the space did not say.
+      harness: the harness version that computed it (``discover.space.Space.harness_version``:
+        evaluator and scoring code, options); None for evaluations stored before it was kept.
     """
 
     id: int
@@ -135,6 +137,7 @@ class EvaluationRecord:
     wall_time: float
     device: str | None
     created_at: dt.datetime
+    harness: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -144,7 +147,7 @@ class EvaluationRecord:
     def result(self) -> TaskResult:
         """The evaluation as the ``TaskResult`` the evaluator returned."""
         return TaskResult(status=self.status, metrics=dict(self.metrics), curve=self.curve,
-                          error=self.error, wall_time=self.wall_time)
+                          error=self.error, wall_time=self.wall_time, device=self.device, harness=self.harness)
 
 
 @dataclasses.dataclass(frozen=True)

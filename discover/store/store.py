@@ -341,7 +341,8 @@ class Store:
                           device: str | None = None) -> EvaluationRecord:
         """Stores one evaluation of a program. Idempotent on (program, task, seed, split):
         if it is stored already, the stored one is returned and ``result`` is ignored.
-        ``device`` defaults to the one the result reports (``TaskResult.device``)."""
+        ``device`` defaults to the one the result reports (``TaskResult.device``); the harness
+        version is the result's (``TaskResult.harness``, set by the executor)."""
         _require_text(task, "task")
         seed = _int(seed, "seed")
         _check_choice(split, SPLITS, "split")
@@ -352,7 +353,8 @@ class Store:
                          metrics=_dumps(dict(result.metrics), "metrics"),
                          curve=_dumps([list(p) for p in result.curve], "curve"), error=result.error,
                          wall_time=float(result.wall_time),
-                         device=device if device is not None else result.device, created_at=_now())
+                         device=device if device is not None else result.device, harness=result.harness,
+                         created_at=_now())
         key = (Evaluation.program_id == program_id, Evaluation.task == task, Evaluation.seed == seed,
                Evaluation.split == split)
         try:
@@ -599,7 +601,8 @@ def _evaluation_record(r: Evaluation) -> EvaluationRecord:
     return EvaluationRecord(id=r.id, program_id=r.program_id, task=r.task, seed=r.seed, split=r.split,
                             status=r.status, metrics=json.loads(r.metrics),
                             curve=tuple(tuple(p) for p in json.loads(r.curve)), error=r.error,
-                            wall_time=r.wall_time, device=r.device, created_at=_utc(r.created_at))
+                            wall_time=r.wall_time, device=r.device, created_at=_utc(r.created_at),
+                            harness=r.harness)
 
 
 def _rejection_record(r: Rejection) -> RejectionRecord:

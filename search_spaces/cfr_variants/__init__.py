@@ -82,6 +82,8 @@ class CfrVariantsSpace(GameSpace):
     iterations = DEFAULT_ITERATIONS
     reference_cache = "cfr_reference"
     engine_modules = ("evaluators.cfr", "evaluators.games", "evaluators.best_response")
+    harness_modules = ("discover.space", "search_spaces.game_space", "search_spaces.cfr_variants.scoring",
+                       *engine_modules)
     invalid_errors = (InvalidCandidate,)
 
     def run(self, functions: Mapping[str, Callable], task: str, iterations: int, checkpoints: Sequence[int],

@@ -101,6 +101,8 @@ class PsroMetaSolversSpace(GameSpace):
     task_iterations = TASK_ITERATIONS
     reference_cache = "psro_reference"
     engine_modules = ("evaluators.psro", "evaluators.games", "evaluators.best_response")
+    harness_modules = ("discover.space", "search_spaces.game_space", "search_spaces.psro_meta_solvers.scoring",
+                       *engine_modules)
     invalid_errors = (InvalidCandidate,)
 
     def run(self, functions: Mapping[str, Callable], task: str, iterations: int,
