@@ -3,7 +3,7 @@
 ``export_program(store, program_id, out)``:
 
 1. re-evaluates the program, in isolated worker processes
-   (``discover.executor.evaluate_isolated``) on a seed none of its stored evaluations used:
+   (``discover.evaluation`` on a ``LocalExecutor``) on a seed none of its stored evaluations used:
    on the space's train tasks (recorded in the store under split "reeval") and on its
    held-out tasks (split "held_out"; the program's held-out score is updated). A program
    that fails any of these is not exported;
@@ -40,7 +40,6 @@ Nothing is written if the program fails, and an existing ``out`` is never touche
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import datetime as dt
 import json
@@ -100,46 +99,28 @@ def fresh_seed(store: Store, program_id: int) -> int:
     return max((e.seed for e in store.evaluations(program_id)), default=0) + 1
 
 
-@dataclasses.dataclass(frozen=True)
-class _Check:
-    split: str
-    task: str
-
-
 def reevaluate(store: Store, program: ProgramRecord, space: Space, options: Mapping[str, Any], seed: int,
                time_limit: float | None, memory_limit_mb: int, workers: int = 1,
                on_result: Callable[[str, str, TaskResult], None] | None = None) -> dict[str, dict[str, TaskResult]]:
     """Evaluates ``program`` afresh on the space's train tasks (split "reeval") and
-    held-out tasks (split "held_out") with ``seed``, each in its own isolated worker, and
-    records every result in the store as it arrives.
+    held-out tasks (split "held_out") with ``seed`` in isolated workers (the one path of
+    ``discover.evaluation``), and records every result in the store as it arrives.
 
     Returns:
       ``{"reeval": {task: result}, "held_out": {task: result}}`` in the space's task order.
     """
-    from discover.executor import Job, evaluate_isolated
+    from discover import evaluation
+    from discover.executor import LocalExecutor
     from discover.limits import TimeLimits
 
-    limits = TimeLimits(time_limit)
-
-    checks = ([_Check(REEVAL, t) for t in space.train_tasks]
-              + [_Check(HELD_OUT, t) for t in space.held_out_tasks])
-    results: dict[str, dict[str, TaskResult]] = {REEVAL: {}, HELD_OUT: {}}
-
-    def run(check: _Check) -> TaskResult:
-        job = Job(space=program.space, source=program.source, task=check.task, seed=seed, options=dict(options))
-        return evaluate_isolated(job, time_limit=limits, memory_limit_mb=memory_limit_mb)
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
-        futures = {pool.submit(run, c): c for c in checks}
-        for fut in concurrent.futures.as_completed(futures):
-            c = futures[fut]
-            result = fut.result()
-            store.record_evaluation(program.id, c.task, seed, c.split, result)
-            results[c.split][c.task] = result
-            if on_result is not None:
-                on_result(c.split, c.task, result)
-    order = {REEVAL: list(space.train_tasks), HELD_OUT: list(space.held_out_tasks)}
-    return {split: {t: results[split][t] for t in order[split]} for split in results}
+    with LocalExecutor(workers=max(1, int(workers)), time_limit=TimeLimits(time_limit),
+                       memory_limit_mb=memory_limit_mb) as executor:
+        jobs = {split: evaluation.submit(executor, program.space, program.source, tasks, seed, options)
+                for split, tasks in ((REEVAL, space.train_tasks), (HELD_OUT, space.held_out_tasks))}
+        return {split: evaluation.collect(store, program.id, split, seed, futures,
+                                          on_result=None if on_result is None else
+                                          (lambda task, result, split=split: on_result(split, task, result)))
+                for split, futures in jobs.items()}
 
 
 def _score(space: Space, results: Mapping[str, TaskResult]) -> float | None:
@@ -172,7 +153,7 @@ def build_metadata(store: Store, program: ProgramRecord, run: RunRecord, space: 
                       "tasks": {t: _task_entry(r) for t, r in train.items()}},
             "held_out": {"score": _score(space, held), "tasks": {t: _task_entry(r) for t, r in held.items()}},
         },
-        "evaluation": {"seed": seed, "options": dict(options), "executor": "discover.executor.evaluate_isolated",
+        "evaluation": {"seed": seed, "options": dict(options), "executor": "discover.executor.LocalExecutor",
                        # The stored score is comparable with the fresh one only if these agree.
                        "harness": harness, "stored_harness": stored_harness,
                        "stored_score_comparable": stored_harness in ([], [harness])},

@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from discover import evaluation
 from discover.checks import static_check
 from discover.config import RunConfig
 from discover.executor import Executor, Job
@@ -49,7 +50,7 @@ from discover.probe import PROBE_SPACE
 from discover.selector import EpsilonNet, Selector
 from discover.space import Space, TaskResult
 
-TRAIN, HELD_OUT = "train", "held_out"
+TRAIN, HELD_OUT = evaluation.TRAIN, evaluation.HELD_OUT
 
 
 @dataclasses.dataclass
@@ -179,35 +180,26 @@ class Discovery:
             self.progress.invalid += 1
 
     # ------------------------------------------------------------------ evaluation
-    def _submit_train(self, program, done: set[str] = frozenset()) -> dict[str, Future]:
-        opts = dict(self.config.eval_options)
-        return {task: self.executor.submit(Job(space=self.config.space, source=program.source, task=task,
-                                               seed=0, options=opts, tag=(program.id, task)))
-                for task in self.space.train_tasks if task not in done}
+    def _waited(self, seconds: float) -> None:
+        self.timings["evaluation_wait"] += seconds
+
+    def _submit_train(self, program, seed: int = 0) -> dict[str, Future]:
+        """The program's train jobs of ``seed``, leaving out tasks whose results are stored
+        (a resumed run, or a generation run again after one)."""
+        return evaluation.submit(self.executor, self.config.space, program.source, self.space.train_tasks, seed,
+                                 self.config.eval_options, tag=program.id,
+                                 skip=evaluation.done_tasks(self.store, program.id, TRAIN, seed))
 
     def _finish(self, program, futures: dict[str, Future]) -> None:
-        for task, fut in futures.items():
-            t0 = time.perf_counter()
-            result: TaskResult = fut.result()
-            self.timings["evaluation_wait"] += time.perf_counter() - t0
-            self.store.record_evaluation(program.id, task, 0, TRAIN, result)
-        results = self._train_results(program.id)
-        score = self.space.score(results)
-        ok = math.isfinite(score)
-        status = "evaluated" if ok else "invalid"
-        self.store.set_program_status(program.id, status, score=score if ok else None)
-        program = self.store.program(program.id)
+        evaluation.collect(self.store, program.id, TRAIN, 0, futures, waited=self._waited)
+        program = evaluation.conclude(self.store, self.space, program.id)
         self._programs[program.id] = program
+        score = program.score if program.score is not None else -math.inf
         # With its fingerprint, as on resume: inspirations are chosen by behaviour.
         fp = np.asarray(program.fingerprint) if program.fingerprint is not None else None
         self.selector.tell(program.id, score, fp)
-        self._count(status, score if ok else None, program)
+        self._count(program.status, program.score, program)
         self._on_progress(self.progress)
-
-    def _train_results(self, program_id: int, seed: int = 0) -> list[TaskResult]:
-        by_task = {e.task: e.result for e in self.store.evaluations(program_id)
-                   if e.split == TRAIN and e.seed == seed}
-        return [by_task[t] for t in self.space.train_tasks if t in by_task]
 
     def _seed_scores(self, program_id: int) -> list[float]:
         """The program's score on each evaluation seed whose train tasks are all done."""
@@ -235,23 +227,13 @@ class Discovery:
     def _reevaluate_once(self, wanted: Sequence[int]) -> None:
         self.progress.phase = f"re-evaluating {len(wanted)} top program(s) on new seeds"
         self._on_progress(self.progress)
-        opts = dict(self.config.eval_options)
         jobs = []
         for pid in wanted:
-            program = self._programs[pid]
             seed = 1 + max((e.seed for e in self.store.evaluations(pid) if e.split == TRAIN), default=0)
-            futs = {t: self.executor.submit(Job(space=self.config.space, source=program.source, task=t,
-                                                seed=seed, options=opts, tag=(pid, t)))
-                    for t in self.space.train_tasks}
-            jobs.append((pid, seed, futs))
+            jobs.append((pid, seed, self._submit_train(self._programs[pid], seed)))
         for pid, seed, futs in jobs:
-            for task, fut in futs.items():
-                t0 = time.perf_counter()
-                result = fut.result()
-                self.timings["evaluation_wait"] += time.perf_counter() - t0
-                self.store.record_evaluation(pid, task, seed, TRAIN, result)
-            score = self.space.score(self._train_results(pid, seed))
-            self.selector.tell(pid, score)
+            evaluation.collect(self.store, pid, TRAIN, seed, futs, waited=self._waited)
+            self.selector.tell(pid, evaluation.stored_score(self.store, self.space, pid, TRAIN, seed))
             mean = self.selector.mean(pid)
             if math.isfinite(mean):
                 self._programs[pid] = self.store.set_program_status(pid, "evaluated", score=mean)
@@ -316,10 +298,10 @@ class Discovery:
                 self.net.admit(p.id, fp)
         self._evaluate_programs(new)
 
-    def _evaluate_programs(self, programs: Sequence, done_tasks: dict[int, set[str]] | None = None) -> None:
+    def _evaluate_programs(self, programs: Sequence) -> None:
         budget_left = self.config.budget - self.progress.evaluated
         programs = list(programs)[: max(0, budget_left)]
-        submitted = [(p, self._submit_train(p, (done_tasks or {}).get(p.id, set()))) for p in programs]
+        submitted = [(p, self._submit_train(p)) for p in programs]
         for p, futs in submitted:
             self._finish(p, futs)
 
@@ -335,8 +317,7 @@ class Discovery:
                 self.net.admit(p.id, fp)
                 self._programs[p.id] = self.store.program(p.id)
         pending = [self._programs.get(p.id, p) for p in pending]
-        done = {p.id: {e.task for e in self.store.evaluations(p.id) if e.split == TRAIN} for p in pending}
-        self._evaluate_programs(pending, done)
+        self._evaluate_programs(pending)
 
     def _parent(self, pid: int) -> Parent:
         p = self._programs[pid]
@@ -431,10 +412,7 @@ class Discovery:
         self.progress.cost = float(self.mutator.total_cost)
 
     def _submit(self, admitted: Sequence[tuple[Any, Proposal]]) -> list:
-        # A generation run again after a resume finds some evaluations stored already.
-        return [(p, prop, self._submit_train(p, {e.task for e in self.store.evaluations(p.id)
-                                                 if e.split == TRAIN and e.seed == 0}))
-                for p, prop in admitted]
+        return [(p, prop, self._submit_train(p)) for p, prop in admitted]
 
     def _collect(self, submitted: Sequence, g: int) -> None:
         """Waits for a generation's evaluations (in proposal order), tells the selector and
@@ -528,26 +506,21 @@ class Discovery:
     def evaluate_held_out(self, program_ids: Sequence[int]) -> dict[int, float]:
         """Evaluates programs on the held-out tasks (skipping what the store has) and
         records each program's held-out score."""
-        opts = dict(self.config.eval_options)
-        futs: dict[int, dict[str, Future]] = {}
-        for pid in program_ids:
-            p = self.store.program(pid)
-            have = {e.task for e in self.store.evaluations(pid) if e.split == HELD_OUT}
-            futs[pid] = {t: self.executor.submit(Job(space=self.config.space, source=p.source, task=t, seed=0,
-                                                     options=opts, tag=(pid, t)))
-                         for t in self.space.held_out_tasks if t not in have}
+        futs = {pid: evaluation.submit(self.executor, self.config.space, self.store.program(pid).source,
+                                       self.space.held_out_tasks, 0, self.config.eval_options, tag=pid,
+                                       skip=evaluation.done_tasks(self.store, pid, HELD_OUT))
+                for pid in program_ids}
         total = sum(len(fs) for fs in futs.values())
-        done = 0
+        done = [0]
         scores = {}
         for pid, fs in futs.items():
-            for task, f in fs.items():
-                self.store.record_evaluation(pid, task, 0, HELD_OUT, f.result())
-                done += 1
-                self.progress.phase = (f"held-out evaluation {done}/{total}: program {pid} on "
-                                       f"{self.space.task_label(task)} {f.result().status}")
+            def report(task: str, result: TaskResult, pid=pid) -> None:
+                done[0] += 1
+                self.progress.phase = (f"held-out evaluation {done[0]}/{total}: program {pid} on "
+                                       f"{self.space.task_label(task)} {result.status}")
                 self._on_progress(self.progress)
-            by_task = {e.task: e.result for e in self.store.evaluations(pid) if e.split == HELD_OUT}
-            s = self.space.score([by_task[t] for t in self.space.held_out_tasks if t in by_task])
+            evaluation.collect(self.store, pid, HELD_OUT, 0, fs, on_result=report)
+            s = evaluation.stored_score(self.store, self.space, pid, HELD_OUT)
             self.store.set_held_out_score(pid, s if math.isfinite(s) else None)
             scores[pid] = s
         return scores

@@ -53,7 +53,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from discover.loop import TRAIN
+from discover import evaluation
+from discover.evaluation import TRAIN
 from discover.space import INVALID, OK, TaskResult, jax_device
 
 # A space meta-train can learn for declares ``learned_drift = True`` (its candidate is a
@@ -321,14 +322,9 @@ def _store_mean(store, run, space, cfg: MetaTrainConfig, theta: np.ndarray, gene
     program = store.add_program(run.id, source, generation=generation, edit=edit,
                                 parents=[parent_id] if parent_id is not None else [], mutator=cfg.method,
                                 fingerprint=np.asarray(fingerprint, np.float64).tolist())
-    device = jax_device()
-    for task, result in zip(cfg.tasks, results):
-        store.record_evaluation(program.id, task, generation_seed(cfg.seed, generation), TRAIN, result,
-                                device=device)
-    by_task = {e.task: e.result for e in store.evaluations(program.id, split=TRAIN)}
-    score = space.score([by_task[t] for t in cfg.tasks if t in by_task])
-    ok = math.isfinite(score)
-    return store.set_program_status(program.id, "evaluated" if ok else "invalid", score=score if ok else None)
+    seed = generation_seed(cfg.seed, generation)
+    evaluation.record(store, program.id, TRAIN, seed, dict(zip(cfg.tasks, results)))
+    return evaluation.conclude(store, space, program.id, seed, tasks=cfg.tasks)
 
 
 def _versions() -> dict[str, str]:

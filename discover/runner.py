@@ -284,22 +284,14 @@ def _fresh_evaluations(space: Space, store, executor, config: RunConfig, rows: l
     on training runs that took no part in selecting it. Results of programs in the run
     are recorded in the store (split "reeval"); each row gains ``fresh_score`` and
     ``fresh_results``."""
-    from discover.executor import Job
+    from discover import evaluation
     from discover.store import REEVAL
-    futs = []
-    for row in rows:
-        source = row["source"]
-        fs = {t: executor.submit(Job(space=config.space, source=source, task=t, seed=seed,
-                                     options=dict(config.eval_options)))
-              for t in space.train_tasks}
-        futs.append((row, fs))
+    futs = [(row, evaluation.submit(executor, config.space, row["source"], space.train_tasks, seed,
+                                    config.eval_options)) for row in rows]
     report.start(f"summary: re-evaluating {len(rows)} program(s) on the train tasks with fresh seed {seed}",
                  [(row["name"], t, f) for row, fs in futs for t, f in fs.items()])
     for row, fs in futs:
-        results = {t: f.result() for t, f in fs.items()}
-        if row["id"] is not None:
-            for t, r in results.items():
-                store.record_evaluation(row["id"], t, seed, REEVAL, r)
+        results = evaluation.collect(store, row["id"], REEVAL, seed, fs)
         row["fresh_results"] = results
         row["fresh_score"] = space.score([results[t] for t in space.train_tasks])
 

@@ -701,10 +701,12 @@ def _tune(store, plan: _Plan, study, trials: int, progress: Callable[[TrialRepor
     """Runs the missing trials of ``study`` in a pool of isolated workers, then concludes."""
     import optuna
 
-    from discover.executor import Job, LocalExecutor
+    from discover import evaluation
+    from discover.executor import LocalExecutor
+    from discover.limits import TimeLimits
+    from discover.store import TRAIN
 
     cache: dict[str, dict[str, TaskResult]] = {}
-    from discover.limits import TimeLimits
 
     with LocalExecutor(workers=plan.workers, time_limit=TimeLimits(plan.time_limit or None),
                        memory_limit_mb=plan.memory_limit_mb) as executor:
@@ -713,9 +715,8 @@ def _tune(store, plan: _Plan, study, trials: int, progress: Callable[[TrialRepor
             # One job per train task, seed 0, as the loop submits a program's train evaluations.
             key = hashlib.sha256(repr((source, sorted(opts.items()))).encode()).hexdigest()
             if key not in cache:
-                futures = {t: executor.submit(Job(space=plan.program.space, source=source, task=t, seed=0,
-                                                  options=dict(opts))) for t in plan.tasks}
-                cache[key] = {t: f.result() for t, f in futures.items()}
+                futures = evaluation.submit(executor, plan.program.space, source, plan.tasks, 0, opts)
+                cache[key] = evaluation.collect(store, None, TRAIN, 0, futures)     # trials are not stored
             return cache[key]
 
         def objective(trial) -> float:
@@ -798,13 +799,10 @@ def _store_child(store, space, parent, source: str, edit: str, results: Mapping[
     """Stores the tuned program as the loop stores an evaluated child (``Discovery._admit``
     and ``Discovery._finish``): the program with its parent edge, one train evaluation per
     task with seed 0, then its status and ``space.score`` of its stored train evaluations."""
-    from discover.store import EVALUATED, INVALID, TRAIN
+    from discover import evaluation
+    from discover.store import TRAIN
 
     child = store.add_program(parent.run_id, source, generation=parent.generation + 1, edit=edit,
                               parents=[parent.id], mutator=MUTATOR, fingerprint=fingerprint)
-    for task, result in results.items():
-        store.record_evaluation(child.id, task, 0, TRAIN, result)
-    by_task = {e.task: e.result for e in store.evaluations(child.id, split=TRAIN)}
-    score = space.score([by_task[t] for t in space.train_tasks if t in by_task])
-    ok = math.isfinite(score)
-    return store.set_program_status(child.id, EVALUATED if ok else INVALID, score=score if ok else None)
+    evaluation.record(store, child.id, TRAIN, 0, results)
+    return evaluation.conclude(store, space, child.id)
