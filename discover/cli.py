@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import textwrap
 from pathlib import Path
@@ -18,42 +17,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from discover.cli_common import EXIT_USAGE, CliError, add_db, console, fmt, get_space, open_store
 from discover.extras import MissingExtra
 
-EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
-
-
-def _console() -> Console:
-    # Piped into a log, rich would assume 80 columns and cut the summary's numbers.
-    width = None if sys.stdout.isatty() else 200
-    return Console(stderr=False, highlight=False, soft_wrap=True, width=width)
-
-
-def _fmt(x: float | None, spec: str = ".3g") -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
-    return format(x, spec)
-
-
 # ----------------------------------------------------------------------------- helpers
-def _open_store(url: str | None):
-    from discover.store import Store, StoreError
-    try:
-        return Store.open(url)
-    except StoreError as e:
-        raise CliError(str(e)) from None
+_console = console
+_open_store = open_store
+_get_space = get_space
 
 
-def _get_space(name: str):
-    from discover.spaces import UnknownSpace, get_space
-    try:
-        return get_space(name)
-    except UnknownSpace as e:
-        raise CliError(str(e).strip("'\"")) from None
+def _fmt(x, spec: str = ".3g") -> str:
+    return fmt(x, spec)
 
 
 def parse_options(items: Sequence[str]) -> dict[str, Any]:
@@ -200,9 +174,7 @@ def cmd_top(args) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
-def _add_db(p):
-    p.add_argument("--db", default=None, help="SQLAlchemy URL of the lineage database "
-                   "(default: $DISCOVER_DB, else sqlite:///runs/discover.db)")
+_add_db = add_db
 
 
 def build_parser() -> argparse.ArgumentParser:

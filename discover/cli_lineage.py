@@ -23,16 +23,12 @@ from rich.text import Text
 from rich.tree import Tree
 
 from discover import views
+from discover.cli_common import CliError, console, fmt
 
 
 # ----------------------------------------------------------------------------- helpers
-def _error(message: str):
-    from discover.cli import CliError   # lazily: discover.cli imports this module
-    return CliError(message)
-
-
-def _console() -> Console:
-    return Console(highlight=False)
+_error = CliError
+_console = console
 
 
 def _diff_text(diff: str) -> Text:
@@ -65,9 +61,7 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
-def _fmt(x: Any, spec: str = ".4f") -> str:
-    v = views.finite(x)
-    return "—" if v is None else format(v, spec)
+_fmt = fmt
 
 
 def _gain_text(g: float | None) -> Text:

@@ -15,13 +15,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from types import SimpleNamespace
 from typing import Callable
 
-from rich.console import Console
 from rich.text import Text
 
+from discover.cli_common import CliError, console, fmt
 from discover.meta_train import METHODS, MetaTrainConfig
 
 # The defaults, read off the config's fields: building a MetaTrainConfig validates its tasks
@@ -29,18 +28,9 @@ from discover.meta_train import METHODS, MetaTrainConfig
 DEFAULTS = SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(MetaTrainConfig)})
 
 
-def _error(message: str):
-    from discover.cli import CliError   # lazily: discover.cli imports this module
-    return CliError(message)
-
-
-def _console() -> Console:
-    # Piped into a log, rich would assume 80 columns and wrap the progress lines.
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-
-
-def _fmt(x: float | None, spec: str = ".4f") -> str:
-    return "—" if x is None or not math.isfinite(x) else format(x, spec)
+_error = CliError
+_console = console
+_fmt = fmt
 
 
 def _progress_line(report, generations: int) -> Text:

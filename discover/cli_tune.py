@@ -12,7 +12,6 @@ program, no tunable constants, ``--trials`` below 1, an unreachable database) is
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any, Callable
 
 from rich.console import Console
@@ -20,22 +19,12 @@ from rich.table import Table
 from rich.text import Text
 
 from discover import views
+from discover.cli_common import CliError, console, fmt
 
 
-def _error(message: str):
-    from discover.cli import CliError   # lazily: discover.cli imports the command modules
-    return CliError(message)
-
-
-def _console(stderr: bool = False) -> Console:
-    # Piped into a log, rich would assume 80 columns and cut the table's numbers.
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(file=stream, highlight=False, soft_wrap=True, width=None if stream.isatty() else 160)
-
-
-def _fmt(x: Any, spec: str = ".4f") -> str:
-    v = views.finite(x)
-    return "—" if v is None else format(v, spec)
+_error = CliError
+_console = console
+_fmt = fmt
 
 
 def _value_text(v: int | float, short: bool = False) -> str:
