@@ -75,7 +75,7 @@ def _empty(directory: str) -> None:
 
 def _run_job(msg: dict, spaces_cache: dict, scratch: str, memory_limit_mb: int) -> dict:
     """Evaluates one job inside the worker; returns the result message."""
-    from discover import sandbox
+    from discover import audit
     from discover.space import TaskResult as _TaskResult
     from discover.spaces import get_space
 
@@ -90,9 +90,9 @@ def _run_job(msg: dict, spaces_cache: dict, scratch: str, memory_limit_mb: int) 
         if space is None:
             space = spaces_cache[msg["space"]] = get_space(msg["space"])
         package = type(space).__module__.partition(".")[0]
-        snapshot = sandbox.HarnessSnapshot(extra_packages=(package,))
-        before = sandbox.global_state()
-        restorable = sandbox.RestorableState()
+        snapshot = audit.HarnessSnapshot(extra_packages=(package,))
+        before = audit.global_state()
+        restorable = audit.RestorableState()
         try:
             result = space.evaluate(msg["source"], msg["task"], msg["seed"], **msg["options"])
             if not isinstance(result, _TaskResult):
@@ -102,7 +102,7 @@ def _run_job(msg: dict, spaces_cache: dict, scratch: str, memory_limit_mb: int) 
             result = _exception_result(e, time.perf_counter() - start, memory_limit_mb)
         replaced = snapshot.replaced()
         restorable.restore()
-        changed = sandbox.changed_state(before, sandbox.global_state())
+        changed = audit.changed_state(before, audit.global_state())
     except BaseException as e:  # noqa: BLE001 - the space itself failed to load
         result = _exception_result(e, time.perf_counter() - start, memory_limit_mb)
     wall = time.perf_counter() - start
@@ -127,7 +127,7 @@ def _worker_main() -> None:
         os._exit(0)
     init = pickle.loads(frame)
     sys.path[:] = init["sys_path"]
-    from discover import sandbox
+    from discover import audit, sandbox
 
     sandbox.die_with_parent()
     if os.getppid() != init["parent_pid"]:
@@ -143,7 +143,7 @@ def _worker_main() -> None:
     import discover.space  # noqa: F401
     import discover.spaces  # noqa: F401
 
-    sandbox.install_audit_guard(policy, alarm_fd)
+    audit.install_audit_guard(policy, alarm_fd)
     write_frame(result_fd, json.dumps({"type": "ready", "sandbox": report}).encode())
     spaces_cache: dict = {}
     while True:
