@@ -42,6 +42,7 @@ import os
 import tokenize
 from typing import Any, Callable, Mapping, Sequence
 
+from discover.knobs import is_structural
 from discover.program import parse_python, split_evolve_block
 from discover.space import TaskResult
 
@@ -49,18 +50,6 @@ STUDY_PREFIX = "discover-tune-"
 MUTATOR = "tune"
 INT, FLOAT = "int", "float"
 
-# Keyword arguments whose value is a shape, an axis, a count or a type, never a knob.
-STRUCTURAL_KEYWORDS = frozenset({
-    "axis", "axes", "keepdims", "shape", "newshape", "size", "ndim", "ndmin", "dim", "dims", "dtype",
-    "num", "k", "n", "ord", "order", "decimals", "repeats", "reps", "indices", "seed", "key",
-})
-# Calls whose integer arguments are shapes, counts, axes or indices.
-SHAPE_CALLS = frozenset({
-    "range", "arange", "zeros", "ones", "empty", "full", "eye", "identity", "reshape", "broadcast_to",
-    "tile", "repeat", "expand_dims", "squeeze", "transpose", "swapaxes", "moveaxis", "take",
-    "take_along_axis", "roll", "split", "concatenate", "stack", "linspace", "tril", "triu", "diag",
-    "round", "PRNGKey", "fold_in", "enumerate", "zip", "islice",
-})
 # Inline values that are the algebra's identities and signs (x + 1.0, max(x, 0.0), -1.0 * x,
 # the uniform fallback 1.0): changing them changes the formula, not a setting of it.
 NEUTRAL_VALUES = frozenset({0.0, 1.0, -1.0})
@@ -119,27 +108,10 @@ def _parent_map(tree: ast.AST) -> dict[ast.AST, ast.AST]:
     return {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
 
 
-def _call_name(call: ast.Call) -> str:
-    f = call.func
-    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
-
-
 def _is_structural(node: ast.AST, is_int: bool, parents: Mapping[ast.AST, ast.AST]) -> bool:
-    """True when ``node`` sits where a number is a shape, index, axis or count: inside a
-    subscript's index, under a structural keyword, or (integers) among a shape-like call's
-    arguments."""
-    child, parent = node, parents.get(node)
-    while parent is not None:
-        if isinstance(parent, ast.Subscript) and child is parent.slice:
-            return True
-        if isinstance(parent, ast.keyword) and parent.arg in STRUCTURAL_KEYWORDS:
-            return True
-        if is_int and isinstance(parent, ast.Call) and child is not parent.func and _call_name(parent) in SHAPE_CALLS:
-            return True
-        if isinstance(parent, (ast.stmt, ast.Lambda)):
-            return False
-        child, parent = parent, parents.get(parent)
-    return False
+    """Where a number is a shape, index, axis or count (``discover.knobs``, the rule the
+    offline mutator uses too)."""
+    return is_structural(node, parents.get, is_int)
 
 
 def _defaults(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> dict[ast.AST, str]:
@@ -202,8 +174,8 @@ def tunable_constants(source: str) -> list[Constant]:
     1. Never tunable, whatever their value: literals where a number is structure, not a
        setting: inside a subscript (``x[0]``, ``x[:, None]``, ``ewma[-1]``), under a
        structural keyword (``axis=1``, ``keepdims=``, ``shape=``, ``dtype=``, ``num=``, ...,
-       ``STRUCTURAL_KEYWORDS``), and integers among the arguments of shape-like calls
-       (``range(3)``, ``xp.zeros((n, 2))``, ``reshape(-1, 4)``, ``SHAPE_CALLS``).
+       ``discover.knobs.STRUCTURAL_KEYWORDS``), and integers among the arguments of shape-like calls
+       (``range(3)``, ``xp.zeros((n, 2))``, ``reshape(-1, 4)``, ``SHAPE_CALLS``), and reduction axes.
     2. Bound literals are tunable, whatever their value: the whole value of an assignment to
        a name (``ALPHA = 1.5``, ``BETA = 0.0``, ``WARMUP_ITERATIONS = 500``), an element of a
        tuple or list assigned to a name (``TRAIN_BLEND = (0.3, 0.05)``), a parameter default

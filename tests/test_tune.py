@@ -391,3 +391,24 @@ def test_cli_tune_end_to_end(tmp_path, run_cli):
     help_text = _wired_parser()._subparsers._group_actions[0].choices["tune"].format_help()
     assert "example:" in help_text and "discover tune" in help_text
     store.close()
+
+
+def test_tune_and_the_offline_mutator_share_one_rule_for_knobs():
+    """An axis, an index, a shape and a keyword count are never knobs; a fill value and a
+    discount are, for both the tuner and the mutator's perturbation."""
+    import ast as _ast
+
+    from discover.knobs import is_structural
+    from discover.mutators._syntax import annotate_parents
+    source = ("def f(x, xp):\n"
+              "    y = xp.sum(x, 1) + x[:, 2] + xp.zeros((3, 4))[0, 0]\n"
+              "    z = xp.full(x.shape, 0.5) * 0.9 + xp.roll(x, shift=2)\n"
+              "    return y + z.mean(0)\n")
+    tree = _ast.parse(source)
+    annotate_parents(tree)
+    numbers = [n for n in _ast.walk(tree) if isinstance(n, _ast.Constant) and isinstance(n.value, (int, float))]
+    parents = {c: p for p in _ast.walk(tree) for c in _ast.iter_child_nodes(p)}
+    mutator = {n.value for n in numbers if not is_structural(n, lambda node: getattr(node, "_parent", None))}
+    tuner = {n.value for n in numbers if not is_structural(n, parents.get)}
+    assert mutator == tuner == {0.5, 0.9}
+    assert {c.value for c in tunable_constants(source)} == {0.5, 0.9}

@@ -17,6 +17,7 @@ import re
 import textwrap
 from typing import Mapping, Sequence
 
+from discover.knobs import call_name  # noqa: F401  (re-exported: the mutators use it)
 from discover.program import join_evolve_block, parse_python, split_evolve_block
 
 _TEXT, _GAP, _DUMP = "_discover_text", "_discover_gap", "_discover_dump"
@@ -160,11 +161,6 @@ def ancestors(node: ast.AST):
     while hasattr(node, "_parent"):
         yield node, node._parent
         node = node._parent
-
-
-def call_name(call: ast.Call) -> str | None:
-    f = call.func
-    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
 
 
 def is_number(node: ast.AST) -> bool:

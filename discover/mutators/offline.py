@@ -47,6 +47,7 @@ from discover.mutators._syntax import (
     Program, ancestors, annotate_parents, call_name, child_source, copy_body, is_number,
     loaded_names, number_node, params, parse_program, parse_units, reachable, replace, same,
     signed_value, splice)
+from discover.knobs import is_structural
 from discover.mutators.base import MutationContext, Mutator, Proposal
 from discover.program import normalized_code
 
@@ -198,47 +199,10 @@ def _scope(body: list[ast.stmt], roots: Sequence[str], config: OfflineMutatorCon
     return _Scope(body, functions, assigns, constants, config)
 
 
-# Calls whose numeric arguments are shapes, axes, counts or shifts, never tuning constants.
-_STRUCTURAL_CALLS = frozenset({
-    "zeros", "ones", "empty", "full", "reshape", "arange", "eye", "identity", "range", "tile",
-    "repeat", "broadcast_to", "expand_dims", "squeeze", "transpose", "swapaxes", "moveaxis",
-    "take", "take_along_axis", "concatenate", "stack", "split", "roll", "pad", "astype", "len",
-})
-# Reductions: their second positional argument (or first, as a method) is an axis.
-_AXIS_CALLS = frozenset({
-    "sum", "mean", "max", "min", "amax", "amin", "prod", "argmax", "argmin", "cumsum",
-    "cumprod", "std", "var", "any", "all", "norm", "logsumexp", "softmax", "sort", "argsort",
-    "median", "nansum", "nanmean", "average", "nanmax", "nanmin",
-})
-_STRUCTURAL_KEYWORDS = frozenset({
-    "axis", "axes", "keepdims", "dtype", "shape", "ndim", "ord", "size", "newshape",
-    "repeats", "reps", "shift", "k", "order", "num",
-})
-_MODULE_NAMES = frozenset({"xp", "np", "jnp", "numpy", "math", "jax", "lax"})
-
-
 def _is_structural(const: ast.Constant) -> bool:
-    """Whether a literal is an index, axis, shape or count rather than a tuning constant."""
-    for child, parent in ancestors(const):
-        if isinstance(parent, ast.stmt):
-            return False
-        if isinstance(parent, ast.Subscript) and child._field == "slice":
-            return True
-        if isinstance(parent, ast.keyword) and parent.arg in _STRUCTURAL_KEYWORDS:
-            return True
-        if isinstance(parent, ast.Call) and child._field == "args":
-            name = call_name(parent)
-            if name in _STRUCTURAL_CALLS:
-                return True
-            if name in _AXIS_CALLS:
-                position = next(i for i, a in enumerate(parent.args) if a is child)
-                f = parent.func
-                is_function = (isinstance(f, ast.Name) or
-                               (isinstance(f, ast.Attribute) and isinstance(f.value, (ast.Name, ast.Attribute))
-                                and ast.unparse(f.value).split(".")[0] in _MODULE_NAMES))
-                if position >= (1 if is_function else 0):
-                    return True
-    return False
+    """Whether a literal is an index, axis, shape or count rather than a tuning constant
+    (``discover.knobs``, the rule ``discover tune`` uses too)."""
+    return is_structural(const, lambda node: getattr(node, "_parent", None))
 
 
 def _keeps_int(const: ast.Constant, scope: _Scope, positive: set[str]) -> bool:
