@@ -23,7 +23,7 @@ from discover.space import Space, TaskResult
 from discover.store import EVALUATED, HELD_OUT, INVALID, TRAIN
 
 __all__ = ["TRAIN", "HELD_OUT", "EVALUATED", "INVALID", "submit", "collect", "record", "stored",
-           "stored_score", "conclude", "done_tasks"]
+           "stored_score", "conclude", "done_tasks", "held_out", "check_harness"]
 
 
 def submit(executor, space_spec: str, source: str, tasks: Sequence[str], seed: int = 0,
@@ -93,3 +93,41 @@ def conclude(store, space: Space, program_id: int, seed: int = 0, tasks: Sequenc
 def done_tasks(store, program_id: int, split: str = TRAIN, seed: int = 0) -> set[str]:
     """Tasks the program already has a stored result for (a resumed run skips them)."""
     return {e.task for e in store.evaluations(program_id) if e.split == split and e.seed == seed}
+
+
+def held_out(store, space: Space, executor, space_spec: str, program_ids: Sequence[int],
+             options: Mapping[str, Any] | None,
+             report: Callable[[int, int, int, str, TaskResult], None] | None = None) -> dict[int, float]:
+    """Evaluates programs on the held-out tasks (skipping the tasks the store has), records
+    each held-out score, and returns them by program. ``report(done, total, program id,
+    task, result)`` is called as each result arrives."""
+    jobs = {pid: submit(executor, space_spec, store.program(pid).source, space.held_out_tasks, 0, options,
+                        tag=pid, skip=done_tasks(store, pid, HELD_OUT))
+            for pid in program_ids}
+    total = sum(len(fs) for fs in jobs.values())
+    done = [0]
+    scores = {}
+    for pid, futures in jobs.items():
+        def arrived(task: str, result: TaskResult, pid=pid) -> None:
+            done[0] += 1
+            if report is not None:
+                report(done[0], total, pid, task, result)
+        collect(store, pid, HELD_OUT, 0, futures, on_result=arrived)
+        scores[pid] = stored_score(store, space, pid, HELD_OUT)
+        store.set_held_out_score(pid, scores[pid] if math.isfinite(scores[pid]) else None)
+    return scores
+
+
+def check_harness(store, space: Space, run, options: Mapping[str, Any] | None, programs) -> None:
+    """Refuses (``ValueError``, one line) to continue a run whose stored evaluations were
+    computed by another harness than this installation's (``Space.harness_version``: the
+    evaluator or scoring code, or the evaluation options differ): their scores and new
+    ones would not be comparable. Evaluations stored before versions were kept pass."""
+    current = space.harness_version(options)
+    for p in programs:
+        other = {e.harness for e in store.evaluations(p.id)} - {None, current}
+        if other:
+            raise ValueError(
+                f"run {run.name!r} was evaluated by harness {sorted(other)[0]}, this installation evaluates "
+                f"{space.name} by harness {current} (its evaluator, scoring or evaluation options differ): start "
+                "a new run, or resume with the version that made it")

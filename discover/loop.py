@@ -29,7 +29,6 @@ evaluations are idempotent), and only what is missing is evaluated.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 import random
@@ -44,6 +43,7 @@ from discover.checks import static_check
 from discover.config import RunConfig
 from discover.executor import Executor, Job
 from discover.mutators.base import MutationContext, Mutator, Parent, Proposal
+from discover.progress import Progress
 from discover.mutators.llm import MutatorStopped
 from discover.mutators.reflection import EditOutcome, statistical_reflection
 from discover.probe import PROBE_SPACE
@@ -51,32 +51,6 @@ from discover.selector import EpsilonNet, Selector
 from discover.space import Space, TaskResult
 
 TRAIN, HELD_OUT = evaluation.TRAIN, evaluation.HELD_OUT
-
-
-@dataclasses.dataclass
-class Progress:
-    """What the live display shows; updated by the loop."""
-
-    budget: int
-    evaluated: int = 0
-    valid: int = 0
-    invalid: int = 0
-    rejected: int = 0
-    best_score: float = -math.inf
-    best_id: int | None = None
-    best_edit: str = ""
-    generation: int = 0
-    started: float = dataclasses.field(default_factory=time.monotonic)
-    evaluated_at_start: int = 0
-    phase: str = "starting"
-    cost: float = 0.0
-    stop_reason: str | None = None
-
-    @property
-    def per_minute(self) -> float:
-        minutes = (time.monotonic() - self.started) / 60.0
-        done = self.evaluated - self.evaluated_at_start
-        return done / minutes if minutes > 0 else 0.0
 
 
 def _rng_seed(*parts: Any) -> int:
@@ -119,7 +93,7 @@ class Discovery:
         programs of earlier generations."""
         pending = []
         programs = sorted(self.store.programs(self.run.id), key=lambda p: p.id)
-        self._check_harness(programs)
+        evaluation.check_harness(self.store, self.space, self.run, self.config.eval_options, programs)
         rejections = self.store.rejections(self.run.id)
         replay = max([p.generation for p in programs] + [r.generation for r in rejections], default=0)
         self._generation = max(0, replay - 1)
@@ -154,19 +128,6 @@ class Discovery:
                 self.selector.expanded(r.parent_ids[0])
         self.progress.evaluated_at_start = self.progress.evaluated
         return pending
-
-    def _check_harness(self, programs) -> None:
-        """Refuses to continue a run whose stored evaluations were computed by another
-        harness (evaluator or scoring code, or evaluation options): their scores and this
-        installation's would not be comparable."""
-        current = self.space.harness_version(self.config.eval_options)
-        for p in programs:
-            stored = {e.harness for e in self.store.evaluations(p.id)} - {None}
-            if stored - {current}:
-                raise ValueError(
-                    f"run {self.run.name!r} was evaluated by harness {sorted(stored - {current})[0]}, this "
-                    f"installation evaluates {self.space.name} by harness {current} (its evaluator, scoring or "
-                    "evaluation options differ): start a new run, or resume with the version that made it")
 
     def _count(self, status: str, score: float | None, program) -> None:
         self.progress.evaluated += 1
@@ -504,26 +465,14 @@ class Discovery:
 
     # ------------------------------------------------------------------ held out
     def evaluate_held_out(self, program_ids: Sequence[int]) -> dict[int, float]:
-        """Evaluates programs on the held-out tasks (skipping what the store has) and
-        records each program's held-out score."""
-        futs = {pid: evaluation.submit(self.executor, self.config.space, self.store.program(pid).source,
-                                       self.space.held_out_tasks, 0, self.config.eval_options, tag=pid,
-                                       skip=evaluation.done_tasks(self.store, pid, HELD_OUT))
-                for pid in program_ids}
-        total = sum(len(fs) for fs in futs.values())
-        done = [0]
-        scores = {}
-        for pid, fs in futs.items():
-            def report(task: str, result: TaskResult, pid=pid) -> None:
-                done[0] += 1
-                self.progress.phase = (f"held-out evaluation {done[0]}/{total}: program {pid} on "
-                                       f"{self.space.task_label(task)} {result.status}")
-                self._on_progress(self.progress)
-            evaluation.collect(self.store, pid, HELD_OUT, 0, fs, on_result=report)
-            s = evaluation.stored_score(self.store, self.space, pid, HELD_OUT)
-            self.store.set_held_out_score(pid, s if math.isfinite(s) else None)
-            scores[pid] = s
-        return scores
+        """Evaluates programs on the held-out tasks (skipping what the store has), records
+        each program's held-out score, and shows each result as it arrives."""
+        def report(done: int, total: int, pid: int, task: str, result: TaskResult) -> None:
+            self.progress.phase = (f"held-out evaluation {done}/{total}: program {pid} on "
+                                   f"{self.space.task_label(task)} {result.status}")
+            self._on_progress(self.progress)
+        return evaluation.held_out(self.store, self.space, self.executor, self.config.space, program_ids,
+                                   self.config.eval_options, report)
 
     # ------------------------------------------------------------------ main
     def execute(self) -> None:

@@ -21,7 +21,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from discover.config import ConfigError, RunConfig
-from discover.loop import HELD_OUT, TRAIN, Discovery, Progress
+from discover.loop import HELD_OUT, TRAIN, Discovery
+from discover.progress import Progress
 from discover.space import Space, TaskResult
 from discover.views import headline_metric
 
