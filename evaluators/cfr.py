@@ -30,6 +30,9 @@ machine with a GPU, JAX uses it.
 The candidate's outputs are validated every iteration (shapes at trace time; finiteness,
 signs, normalisation and illegal mass as flags inside the compiled loop) and a violation
 raises ``InvalidCandidate`` naming the function, the kind and the first iteration.
+
+Why one file: one algorithm on both backends, NumPy and JAX, whose passes must agree to
+1e-12.
 """
 
 from __future__ import annotations

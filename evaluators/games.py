@@ -27,6 +27,9 @@ Simultaneous-move games are made sequential with ``turn_based_simultaneous_game`
 Arrays are cached on disk (``$DISCOVER_CACHE/games`` or ``runs/cache/games``), keyed by the
 canonical game string, the OpenSpiel version and this module's format version, and in
 memory per process.
+
+Why one file: one data structure, the game arrays, with the walk that builds them and their
+cache.
 """
 
 from __future__ import annotations

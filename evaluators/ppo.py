@@ -38,6 +38,9 @@ epoch splits ``k_epochs, k_perm = split(k_epochs)`` and permutes the flattened b
 
 Everything runs in float32: the compiled call is traced with ``jax.enable_x64(False)`` so a
 process that enabled 64-bit JAX elsewhere still trains the same network.
+
+Why one file: one trainer compiled as one function, purejaxrl's layout; splitting it would
+split one lax.scan.
 """
 
 from __future__ import annotations

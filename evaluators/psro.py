@@ -41,6 +41,9 @@ Example::
     uniform = lambda payoffs, t, state: ([np.full(n, 1 / n) for n in payoffs.shape[:-1]], state)
     run = run_psro(uniform, uniform, "kuhn_poker", iterations=50)
     run.curve[-1]   # (50, 0.0319...)
+
+Why one file: one algorithm, exact PSRO, whose steps (payoffs, best responses,
+exploitability) share the game arrays and the mixture checks.
 """
 
 from __future__ import annotations

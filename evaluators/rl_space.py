@@ -21,6 +21,9 @@ one task:
 
 Probes (behavioural fingerprints for the ε-net) evaluate the candidate on a fixed grid, in
 float32 under ``jax.enable_x64(False)`` like training.
+
+Why one file: the harness of one space family (checks, probes, references, scores), which
+its three leaves fill.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@
   al. 2017), the vanilla policy gradient at r = 1, a Python-loop GAE (Schulman et al. 2016).
   The slow test exports the ``ppo_clip`` seed from a real store, installs the package into a
   fresh virtual environment and runs the package's own tests there.
+
+Why one file: the exported adapters of the non-CFR spaces, each checked against its
+reference in the same way.
 """
 
 from __future__ import annotations

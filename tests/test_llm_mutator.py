@@ -3,6 +3,8 @@
 ``tests/llm_server.py`` speaks the OpenAI chat-completions API on 127.0.0.1; litellm reaches
 it as ``openai/<name>`` with ``api_base``. Nothing leaves the machine. Costs are checked
 against litellm's own price table, read independently in the test.
+
+Why one file: one mutator against one local server; the tests share its scripted replies.
 """
 
 from __future__ import annotations

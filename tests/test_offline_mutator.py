@@ -1,6 +1,9 @@
 """The offline mutator: determinism, confinement to the evolve block, each edit kind,
 splicing with state merging, crossover, and the validity rate of its children executed on
-the cfr_variants contract (docs/cfr_candidate_api.md)."""
+the cfr_variants contract (docs/cfr_candidate_api.md).
+
+Why one file: one mutator, each of its edit kinds checked on the same contract.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Every test that takes ``db_url`` runs twice: on a fresh SQLite file, and in a fr
 the PostgreSQL database named by ``DISCOVER_TEST_PG_URL`` (``.ci/postgres.sh`` starts a
 server and prints that variable). Expected values come from the inputs themselves or from
 independent computations (hashlib, raw SQL, sorting in Python), never from the store.
+
+Why one file: one repository's contract, run against both databases.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ NumPy engine, through ``ONE_GAME``, the cfr_variants space restricted to that ga
 trial evaluated in the isolated executor. Expected scores come from evaluating the sources
 in this process with the space's evaluator, and the study is read back with Optuna's own
 ``load_study``, never from what ``tune_program`` returns.
+
+Why one file: every test drives the same tuner, from finding constants to the stored child.
 """
 
 from __future__ import annotations
