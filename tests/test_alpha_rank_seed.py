@@ -13,12 +13,12 @@ import math
 import numpy as np
 import pytest
 
-from search_spaces.game_space import GameSpace
+from tests.reference_cache import private_reference_cache  # noqa: F401  (autouse fixture)
 from open_spiel.python.algorithms.psro_v2 import utils as psro_utils
 from open_spiel.python.egt import alpharank
 
 from evaluators.psro import log_checkpoints
-from search_spaces.psro_meta_solvers import SPACE, scoring
+from search_spaces.psro_meta_solvers import SPACE
 
 ROCK_PAPER_SCISSORS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
 def _zero_sum(payoffs: np.ndarray) -> np.ndarray:
@@ -41,11 +41,6 @@ CASES = [(game, alpha) for game in sorted(GAMES) for alpha in (0.1, 1.0, 10.0, 1
          if not (game == "general_sum_4x5_two_equilibria" and alpha > 1.0)]
 
 
-@pytest.fixture(autouse=True)
-def private_reference_cache(tmp_path, monkeypatch):
-    """Each test computes (and caches) reference curves in its own folder."""
-    monkeypatch.setattr(GameSpace, "reference_dir", lambda self: tmp_path / "psro_reference")
-    monkeypatch.setattr(GameSpace, "_curves", {})
 
 
 @pytest.fixture(scope="module")

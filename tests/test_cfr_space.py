@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from search_spaces.game_space import GameSpace
+from tests.reference_cache import private_reference_cache  # noqa: F401  (autouse fixture)
 
 from evaluators.cfr import log_checkpoints, run_cfr
 from search_spaces.cfr_variants import (
@@ -26,12 +27,6 @@ ARITY = {"init_state": 3, "update_regret": 5, "derive_policy": 6, "update_averag
 SEED_NAMES = {"cfr", "cfr_plus", "linear_cfr", "dcfr", "pcfr_plus", "pdcfr_plus", "vad_cfr"}
 
 
-@pytest.fixture(autouse=True)
-def private_reference_cache(tmp_path, monkeypatch):
-    """Each test computes (and caches) CFR+ curves in its own folder."""
-    monkeypatch.setattr(GameSpace, "reference_dir", lambda self: tmp_path / "cfr_reference")
-    monkeypatch.setattr(GameSpace, "_curves", {})
-    return tmp_path / "cfr_reference"
 
 
 def _namespace(source: str) -> dict:

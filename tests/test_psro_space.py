@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from search_spaces.game_space import GameSpace
+from tests.reference_cache import private_reference_cache  # noqa: F401  (autouse fixture)
 from open_spiel.python.algorithms import projected_replicator_dynamics, regret_matching
 
 from discover.checks import static_check
@@ -42,12 +43,6 @@ def eval_meta_solver(payoffs, iteration, state):
 '''
 
 
-@pytest.fixture(autouse=True)
-def private_reference_cache(tmp_path, monkeypatch):
-    """Each test computes (and caches) reference curves in its own folder."""
-    monkeypatch.setattr(GameSpace, "reference_dir", lambda self: tmp_path / "psro_reference")
-    monkeypatch.setattr(GameSpace, "_curves", {})
-    return tmp_path / "psro_reference"
 
 
 def _namespace(source: str) -> dict:
