@@ -19,7 +19,7 @@ third-party space brings its own. The built-in spaces offer, for example::
     loss(log_prob, old_log_prob, advantages)    # -mean(r·Â − D(r, Â)), a JAX scalar
 
 (``search_spaces.cfr_variants.adapter``, ``search_spaces.psro_meta_solvers.adapter``,
-``evaluators.rl_adapter``). Nothing here imports a space until a method is asked for.
+``search_spaces.policy_adapter``). Nothing here imports a space until a method is asked for.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ One generation g, starting from the ES mean m_g:
 3. inside that call, a member's fitness is the space's score averaged over tasks: per
    task (R − R_random) / max(R_PPO − R_random, 1), R the mean return of the trainer's final
    evaluation over seeds and episodes, R_PPO and R_random the space's cached references
-   (``evaluators.rl_space.reference_returns``); a member whose training produced a
+   (``search_spaces.policy_objectives.reference_returns``); a member whose training produced a
    non-finite loss or return gets the worst fitness;
 4. the mean m_g is rendered as a program of the space (``evaluators.lpo.render_program``)
    and stored with parent m_{g−1}, one train evaluation per task and its score. The
@@ -267,10 +267,10 @@ def _evaluate(cfg: MetaTrainConfig, thetas: np.ndarray, generation: int,
               references: Sequence[Mapping[str, float]]) -> _Batch:
     import jax
     import jax.numpy as jnp
-    from evaluators import rl_space
+    from search_spaces import policy_objectives
     evaluate = _population_evaluator(cfg.ppo_configs(), cfg.temporal)
     random = np.asarray([r["random"] for r in references], np.float32)
-    span = np.asarray([max(r["ppo"] - r["random"], rl_space.MIN_SCORE_SPAN) for r in references], np.float32)
+    span = np.asarray([max(r["ppo"] - r["random"], policy_objectives.MIN_SCORE_SPAN) for r in references], np.float32)
     with jax.enable_x64(False):
         keys = jax.random.split(jax.random.PRNGKey(generation_seed(cfg.seed, generation)), cfg.num_seeds)
         out = jax.device_get(evaluate(jnp.asarray(thetas, jnp.float32), keys, random, span))
@@ -285,7 +285,7 @@ def _evaluate(cfg: MetaTrainConfig, thetas: np.ndarray, generation: int,
 def _task_results(cfg: MetaTrainConfig, batch: _Batch, references, seconds: float) -> list[TaskResult]:
     """The mean's per-task results, with the metrics ``PolicyObjectiveSpace.evaluate``
     records (computed the same way from the same arrays)."""
-    from evaluators import rl_space
+    from search_spaces import policy_objectives
     results = []
     for config, returns, curve, ok, reference in zip(cfg.ppo_configs(), batch.last_returns, batch.last_curves,
                                                      batch.last_valid, references):
@@ -293,8 +293,8 @@ def _task_results(cfg: MetaTrainConfig, batch: _Batch, references, seconds: floa
             results.append(TaskResult.failure(INVALID, "training diverged: non-finite policy loss or returns",
                                               seconds))
             continue
-        metrics = rl_space.return_metrics(returns, reference, config, seconds)
-        results.append(TaskResult(status=OK, metrics=metrics, curve=rl_space.learning_curve(curve),
+        metrics = policy_objectives.return_metrics(returns, reference, config, seconds)
+        results.append(TaskResult(status=OK, metrics=metrics, curve=policy_objectives.learning_curve(curve),
                                   wall_time=seconds, device=jax_device()))
     return results
 
@@ -315,10 +315,11 @@ def _store_mean(store, run, space, cfg: MetaTrainConfig, theta: np.ndarray, gene
     """Stores m_g as a program of ``space`` with its evaluations and score, as the
     discovery loop does (``Discovery._finish``); idempotent, so a resumed generation
     finds what it stored before."""
-    from evaluators import lpo, rl_space
+    from evaluators import lpo
+    from search_spaces import policy_objectives
     edit = _edit(cfg, generation)
     source = lpo.render_program(theta, generation=generation, note=edit, temporal=cfg.temporal)
-    fingerprint = space.probe(rl_space.load_namespace(source))
+    fingerprint = space.probe(policy_objectives.load_namespace(source))
     program = store.add_program(run.id, source, generation=generation, edit=edit,
                                 parents=[parent_id] if parent_id is not None else [], mutator=cfg.method,
                                 fingerprint=np.asarray(fingerprint, np.float64).tolist())
@@ -394,7 +395,8 @@ def meta_train(store, *, space: str = "", method: str = "openes", generations: i
     import jax
     import jax.numpy as jnp
     from discover.spaces import get_space
-    from evaluators import lpo, rl_space
+    from evaluators import lpo
+    from search_spaces import policy_objectives
 
     cfg = MetaTrainConfig(space=space, method=method, generations=generations, popsize=popsize, sigma=sigma,
                           learning_rate=learning_rate, tasks=tuple(tasks), total_timesteps=total_timesteps,
@@ -404,7 +406,7 @@ def meta_train(store, *, space: str = "", method: str = "openes", generations: i
     run, resumed = _open_run(store, cfg, run_name)
     status = "failed"
     try:
-        references = [rl_space.reference_returns(c, cfg.num_seeds) for c in cfg.ppo_configs()]
+        references = [policy_objectives.reference_returns(c, cfg.num_seeds) for c in cfg.ppo_configs()]
         stored = sorted(store.programs(run.id), key=lambda p: (p.generation, p.id))
         if stored:
             last = stored[-1]

@@ -18,7 +18,8 @@ from tests.pg import fresh_schema_url
 from discover.checks import static_check
 from discover.meta_train import MetaTrainConfig, generation_seed, meta_train
 from discover.store import Store
-from evaluators import lpo, rl_space
+from evaluators import lpo
+from search_spaces import policy_objectives
 from search_spaces.ppo_objectives import SPACE
 from search_spaces.temporal_objectives import SPACE as TEMPORAL_SPACE
 
@@ -69,7 +70,7 @@ def _with_zero_output_layer(flat: np.ndarray) -> np.ndarray:
 
 def _rendered_drift(flat, temporal=False):
     source = lpo.render_program(flat, generation=0, temporal=temporal)
-    return rl_space.load_namespace(source)["drift"]
+    return policy_objectives.load_namespace(source)["drift"]
 
 
 # ----------------------------------------------------------------------------- the network
@@ -95,14 +96,14 @@ def test_random_parameter_vectors_are_valid_drifts(seed, scale):
     flat = _random_params(seed, scale)
     source = lpo.render_program(flat, generation=7, note="random")
     assert static_check(source, SPACE).ok
-    rl_space.check_drift(SPACE.drift4(rl_space.load_namespace(source)))   # raises if invalid
+    policy_objectives.check_drift(SPACE.drift4(policy_objectives.load_namespace(source)))   # raises if invalid
 
 
 def test_random_temporal_parameter_vector_is_valid_at_every_progress():
     flat = _random_params(20, 1.0, temporal=True)
     source = lpo.render_program(flat, generation=1, temporal=True)
     assert static_check(source, TEMPORAL_SPACE).ok
-    rl_space.check_drift(TEMPORAL_SPACE.drift4(rl_space.load_namespace(source)), TEMPORAL_SPACE.progresses)
+    policy_objectives.check_drift(TEMPORAL_SPACE.drift4(policy_objectives.load_namespace(source)), TEMPORAL_SPACE.progresses)
 
 
 def test_render_and_read_back_are_bit_exact_and_compute_drift_from_params():
@@ -117,7 +118,7 @@ def test_render_and_read_back_are_bit_exact_and_compute_drift_from_params():
     np.testing.assert_array_equal(back_t.view(np.uint32), temporal.view(np.uint32))
     # The rendered module computes what drift_from_params computes, to the bit.
     flat = _random_params(32, 1.0)
-    r, a = rl_space.probe_grid()
+    r, a = policy_objectives.probe_grid()
     with jax.enable_x64(False):
         np.testing.assert_array_equal(np.asarray(jax.jit(_rendered_drift(flat))(r, a)),
                                       np.asarray(jax.jit(lpo.drift_from_params(flat))(r, a)))

@@ -10,7 +10,7 @@ import pytest
 from discover.checks import static_check
 from discover.space import Space, TaskResult
 from evaluators import ppo
-from evaluators.rl_space import (CandidateError, check_drift, learning_curve, load_namespace,
+from search_spaces.policy_objectives import (CandidateError, check_drift, learning_curve, load_namespace,
                                  normalized_score)
 from search_spaces.advantage_rules import SPACE as ADVANTAGE_RULES
 from search_spaces.ppo_objectives import SPACE as PPO_OBJECTIVES

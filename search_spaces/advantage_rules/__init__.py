@@ -2,7 +2,7 @@
 
 The candidate replaces generalised advantage estimation (Schulman et al., ICLR 2016) inside
 ``evaluators.ppo`` (purejaxrl-style PPO on gymnax, clip objective), evaluated through
-``evaluators.rl_space``.
+``search_spaces.policy_objectives``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from discover.space import MEAN_FITNESS_DOC
 import numpy as np
 
 from evaluators import ppo
-from evaluators.rl_adapter import ADVANTAGE_EXPORT
-from evaluators.rl_space import (PolicyObjectiveSpace, advantage_probe_inputs, function,
+from search_spaces.policy_adapter import ADVANTAGE_EXPORT
+from search_spaces.policy_objectives import (PolicyObjectiveSpace, advantage_probe_inputs, function,
                                  run_advantage_rule)
 
 DOC = '''\

@@ -2,7 +2,7 @@
 
 The candidate is the drift D(r, A) of mirror learning (Kuba et al., ICML 2022) that LPO
 meta-learned (Lu et al., "Discovered Policy Optimisation", NeurIPS 2022); the evaluator is
-``evaluators.ppo`` (purejaxrl-style PPO on gymnax) through ``evaluators.rl_space``.
+``evaluators.ppo`` (purejaxrl-style PPO on gymnax) through ``search_spaces.policy_objectives``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from discover.space import MEAN_FITNESS_DOC
 
-from evaluators.rl_adapter import drift_export
-from evaluators.rl_space import DriftSpace, function
+from search_spaces.policy_adapter import drift_export
+from search_spaces.policy_objectives import DriftSpace, function
 
 DOC = '''\
 Write the policy objective of PPO as a *drift* function. PPO trains a policy π by

@@ -4,7 +4,7 @@ Temporally-aware LPO (Jackson, Lu, Kirsch, Lange, Whiteson, Foerster, "Discoveri
 Temporally-Aware Reinforcement Learning Algorithms", ICLR 2024): the drift of mirror
 learning (Kuba et al. 2022; Lu et al. 2022) also sees how far training has come, so an
 objective can, e.g., explore early and tighten its trust region late. The evaluator is
-``evaluators.ppo`` through ``evaluators.rl_space``.
+``evaluators.ppo`` through ``search_spaces.policy_objectives``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from discover.space import MEAN_FITNESS_DOC
 
-from evaluators.rl_adapter import drift_export
-from evaluators.rl_space import DriftSpace, PROBE_PROGRESS, function
+from search_spaces.policy_adapter import drift_export
+from search_spaces.policy_objectives import DriftSpace, PROBE_PROGRESS, function
 
 DOC = '''\
 Write the policy objective of PPO as a *drift* function that may change over training.

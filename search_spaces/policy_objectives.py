@@ -355,7 +355,7 @@ class PolicyObjectiveSpace(Space):
     ``Objective`` (``objective``), what to check before training (``check``) and how to
     fingerprint it (``probe``)."""
 
-    harness_modules = ("discover.space", "evaluators.rl_space", "evaluators.ppo")
+    harness_modules = ("discover.space", "search_spaces.policy_objectives", "evaluators.ppo")
 
     train_tasks = TRAIN_TASKS
     held_out_tasks = HELD_OUT_TASKS

@@ -17,7 +17,7 @@ from typing import Callable
 
 from discover.space import ExportAdapter
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "search_spaces"
+TEMPLATES = Path(__file__).resolve().parent    # the spaces' folders, each holding its templates
 
 
 def _space_of(algorithm):
@@ -56,7 +56,7 @@ def policy_loss(algorithm) -> Callable:
                                  progress=0.0 if progress is None else progress,
                                  horizon=1.0 if horizon is None else horizon, normalize=normalize)
 
-    loss.__doc__ = f"The policy loss of algorithm {name!r} (evaluators.rl_adapter.policy_loss)."
+    loss.__doc__ = f"The policy loss of algorithm {name!r} (search_spaces.policy_adapter.policy_loss)."
     return loss
 
 
