@@ -77,6 +77,8 @@ class Job:
       options: keyword arguments for ``evaluate`` (picklable).
       tag: opaque, never sent to the worker; returned as ``future.job.tag`` for the caller
         to match results.
+      kind: ``"evaluate"`` (``space.evaluate``) or ``"probe"`` (the candidate's behavioural
+        fingerprint, ``discover.probe.fingerprint``; ``task`` is ignored).
     """
 
     space: str
@@ -85,6 +87,7 @@ class Job:
     seed: int = 0
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     tag: Any = None
+    kind: str = "evaluate"
 
     def __post_init__(self):
         for name in ("space", "source", "task"):
@@ -94,6 +97,9 @@ class Job:
             raise ValueError(f"Job.seed must be an int, got {type(self.seed).__name__}")
         if not isinstance(self.options, Mapping):
             raise ValueError(f"Job.options must be a mapping, got {type(self.options).__name__}")
+        from discover.probe import KINDS
+        if self.kind not in KINDS:
+            raise ValueError(f"Job.kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
 
 class Executor(Protocol):

@@ -92,6 +92,9 @@ class TimeLimits:
     def __call__(self, job) -> float:
         if self.override is not None:
             return self.override
+        from discover import probe
+        if job.kind == probe.PROBE:
+            return probe.TIME_LIMIT
         from discover.spaces import get_space
         space = get_space(job.space)
         return self.for_task(space, job.task, job.options)

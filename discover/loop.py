@@ -46,7 +46,6 @@ from discover.mutators.base import MutationContext, Mutator, Parent, Proposal
 from discover.progress import Progress
 from discover.mutators.llm import MutatorStopped
 from discover.mutators.reflection import EditOutcome, statistical_reflection
-from discover.probe import PROBE_SPACE
 from discover.selector import EpsilonNet, Selector
 from discover.space import Space, TaskResult
 
@@ -211,8 +210,8 @@ class Discovery:
             self.progress.best_edit = best.edit or ""
 
     def _probe(self, sources: Sequence[str]) -> list[TaskResult]:
-        futs = [self.executor.submit(Job(space=PROBE_SPACE, source=s, task=self.config.space,
-                                         options={}, tag=i)) for i, s in enumerate(sources)]
+        futs = [self.executor.submit(Job(space=self.config.space, source=s, task="", kind="probe", tag=i))
+                for i, s in enumerate(sources)]
         return [f.result() for f in futs]
 
     # ------------------------------------------------------------------ phases

@@ -439,9 +439,7 @@ def _fingerprint(executor, source: str, space_name: str) -> list[float] | None:
     """The program's behavioural fingerprint, computed in the executor as the loop does
     (``discover.probe``); None if the probe fails."""
     from discover.executor import Job
-    from discover.probe import PROBE_SPACE
-
-    result = executor.submit(Job(space=PROBE_SPACE, source=source, task=space_name, options={})).result()
+    result = executor.submit(Job(space=space_name, source=source, task="", kind="probe")).result()
     return [float(x) for x in result.curve[0]] if result.ok and result.curve else None
 
 

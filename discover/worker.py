@@ -94,7 +94,11 @@ def _run_job(msg: dict, spaces_cache: dict, scratch: str, memory_limit_mb: int) 
         before = audit.global_state()
         restorable = audit.RestorableState()
         try:
-            result = space.evaluate(msg["source"], msg["task"], msg["seed"], **msg["options"])
+            if msg.get("kind") == "probe":
+                from discover.probe import fingerprint
+                result = fingerprint(space, msg["source"])
+            else:
+                result = space.evaluate(msg["source"], msg["task"], msg["seed"], **msg["options"])
             if not isinstance(result, _TaskResult):
                 result = _TaskResult.failure(ERROR, f"space {msg['space']!r} returned a "
                                                     f"{type(result).__name__}, not a TaskResult")

@@ -269,7 +269,7 @@ class WorkerProcess:
         except OSError:
             pass
         payload = pickle.dumps({"space": job.space, "source": job.source, "task": job.task,
-                                "seed": job.seed, "options": dict(job.options)})
+                                "seed": job.seed, "options": dict(job.options), "kind": job.kind})
         oom_before = _oom_kills()
         start = time.monotonic()
         deadline = start + time_limit

@@ -65,8 +65,10 @@ def test_an_explicit_limit_and_spaces_without_a_reference():
     assert TimeLimits(7.5).for_task(TimedFitSpace(), "left", {}) == 7.5
     assert TimedFitSpace.calls == 0
     assert TimeLimits().for_task(FitSpace(), "left", {}) == FALLBACK_S
-    from discover.probe import PROBE
-    assert TimeLimits()(Job(space="discover.probe:PROBE", source="", task="cfr_variants")) == PROBE.time_limit
+    from discover import probe
+    assert TimeLimits()(Job(space="cfr_variants", source="", task="", kind="probe")) == probe.TIME_LIMIT
+    with pytest.raises(ValueError, match="Job.kind"):
+        Job(space="cfr_variants", source="", task="", kind="guess")
     with pytest.raises(ValueError):
         TimeLimits(0)
 

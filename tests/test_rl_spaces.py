@@ -211,14 +211,13 @@ def test_evaluations_run_in_the_sandboxed_executor_and_keep_their_worker(tmp_pat
     # process state changed during a job; neither may happen to a plain evaluation, even of a
     # candidate that computes with JAX when its module is loaded.
     from discover.executor import Job, LocalExecutor
-    from discover.probe import PROBE_SPACE
     source = _drift_source("jax.nn.relu((ratio - jnp.clip(ratio, 1.0 - EPS, 1.0 + EPS)) * advantage)").replace(
         "\n\n\ndef", "\n\nEPS = jnp.float32(0.2) * jnp.ones(())\n\n\ndef")
     with LocalExecutor(workers=1, time_limit=600, memory_limit_mb=6144, cache_dirs=[str(tmp_path)]) as ex:
         pid = ex.submit(Job(space="test_rl_spaces:WORKER_PID", source="", task="-")).result().error
         results = [ex.submit(Job(space="ppo_objectives", source=source, task="CartPole-v1", seed=s,
                                  options=TINY)).result() for s in (0, 1)]
-        probe = ex.submit(Job(space=PROBE_SPACE, source=source, task="ppo_objectives")).result()
+        probe = ex.submit(Job(space="ppo_objectives", source=source, task="", kind="probe")).result()
         pid_after = ex.submit(Job(space="test_rl_spaces:WORKER_PID", source="", task="-")).result().error
     assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
     m = results[0].metrics
