@@ -182,12 +182,21 @@ def _signatures_from_seeds(space: Any) -> Mapping[str, tuple[str, ...]]:
     return found
 
 
+def declared_parameters(signature: str) -> tuple[str, ...]:
+    """The parameter names of a declared signature (``"def f(a: int, b) -> float"``)."""
+    tree = ast.parse(signature.rstrip().rstrip(":") + ": ...")
+    fn = tree.body[0]
+    if not isinstance(fn, ast.FunctionDef):
+        raise ValueError(f"a signature is a def line, got {signature!r}")
+    return tuple(a.arg for a in (*fn.args.posonlyargs, *fn.args.args))
+
+
 def expected_signatures(space: Any) -> Mapping[str, tuple[str, ...]]:
-    """Parameter names of each required function: ``space.signatures`` where the space
-    declares it, otherwise read from the seed programs (the first seed defining it)."""
+    """Parameter names of each required function: from ``space.signatures`` where the
+    space declares them, otherwise read from the seed programs (the first seed defining it)."""
     declared = getattr(space, "signatures", None)
     if declared:
-        return declared
+        return {name: declared_parameters(text) for name, text in declared.items()}
     return _signatures_from_seeds(space)
 
 

@@ -165,6 +165,11 @@ class Space:
       doc: what the mutator (and a human) reads: the contract of the functions to write,
         their signatures, shapes and meaning. Written for a reader who never saw the code.
       required_functions: names a candidate module must define at top level.
+      signatures: each required function's typed signature, as the ``def`` line a reader
+        sees (``"def drift(ratio: Array[B], advantage: Array[B]) -> Array[B]"``, shapes in
+        brackets). The prompt shows these, and ``discover.checks`` reads the parameters a
+        candidate must accept from them; a space that declares none has them read off its
+        seeds.
       seeds_dir: folder holding the seed programs, one ``NAME.py`` each.
       train_tasks / held_out_tasks: task identifiers (for game spaces: game strings).
       stochastic: True where evaluating twice with different seeds gives different scores.
@@ -183,6 +188,7 @@ class Space:
     name: str = ""
     doc: str = ""
     required_functions: tuple[str, ...] = ()
+    signatures: Mapping[str, str] = {}
     seeds_dir: Path | None = None
     train_tasks: tuple[str, ...] = ()
     held_out_tasks: tuple[str, ...] = ()

@@ -215,7 +215,7 @@ def test_signatures_come_from_the_seeds_or_the_space():
     assert derived["init_state"] == ("num_infosets", "num_actions", "xp")
 
     class Declared(ToySpace):
-        signatures = {"update_regret": ("a", "b")}
+        signatures = {"update_regret": "def update_regret(a: Array[I, A], b: float) -> Array[I, A]"}
     result = static_check(CFR_PLUS, Declared())
     assert not result.ok and "2 positional parameters (a, b)" in result.reason
 

@@ -120,3 +120,23 @@ def test_a_missing_function_is_invalid_and_named_before_any_work(space):
     assert result.status == "invalid" and "score" not in result.metrics
     assert "does not define" in result.error and missing in result.error
     assert result.wall_time < 5.0
+
+
+@by_space
+def test_each_function_has_a_declared_typed_signature_the_seeds_and_the_prompt_follow(space):
+    from discover.checks import declared_parameters
+    from discover.mutators.base import MutationContext, Parent
+    from discover.mutators.prompts import mutation_messages
+    assert set(space.signatures) == set(space.required_functions)
+    for name, text in space.signatures.items():
+        params = declared_parameters(text)
+        assert text.startswith(f"def {name}(") and "->" in text, text
+        for seed, source in space.seeds().items():
+            fn = next(f for f in ast.parse(source).body if isinstance(f, ast.FunctionDef) and f.name == name)
+            assert len(fn.args.args) == len(params), (seed, name)
+    seed = sorted(space.seeds())[0]
+    context = MutationContext(space=space, parent=Parent(id=1, source=space.seeds()[seed], score=0.0, metrics={}),
+                              inspirations=[], reflections=[], generation=1, rng_seed=0)
+    prompt = "\n".join(m["content"] for m in mutation_messages(context))
+    for text in space.signatures.values():
+        assert text in prompt

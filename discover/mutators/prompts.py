@@ -125,7 +125,9 @@ def mutation_messages(context, max_inspirations: int = 4) -> list[Message]:
              "## The contract every program must meet", space.doc.strip() or "(no description)"]
     required = tuple(space.required_functions)
     if required:
-        sigs = signatures(parent.source, required)
+        declared = getattr(space, "signatures", None) or {}
+        sigs = ([declared[n] for n in required if n in declared] if declared
+                else signatures(parent.source, required))
         parts.append("Required functions: " + ", ".join(required) + "."
                      + ("\nTheir signatures:\n" + "\n".join(f"    {s}" for s in sigs) if sigs else ""))
     parts += [f"## Current program (id {parent.id}, score {format_score(parent.score)})",

@@ -108,6 +108,8 @@ class AdvantageRulesSpace(PolicyObjectiveSpace):
     required_functions = ("advantages",)
     seeds_dir = Path(__file__).resolve().parents[2] / "seeds" / "advantage_rules"
     reference_seed = "gae"   # its evaluation time sets each task's time limit
+    signatures = {"advantages": "def advantages(rewards: Array[T, E], values: Array[T, E], dones: Array[T, E], "
+                                "last_value: Array[E], gamma: float, lam: float) -> tuple[Array[T, E], Array[T, E]]"}
     export_adapter = ADVANTAGE_EXPORT
     mechanisms = MECHANISMS
 

@@ -74,6 +74,15 @@ class CfrVariantsSpace(GameSpace):
     fitness_doc = FITNESS_DOC
     export_adapter = EXPORT
     required_functions = RULE_NAMES
+    signatures = {
+        "init_state": "def init_state(num_infosets: int, num_actions: int, xp) -> dict",
+        "update_regret": "def update_regret(cum_regret: Array[I, A], inst_regret: Array[I, A], t: float, state: dict, "
+                         "xp) -> tuple[Array[I, A], dict]",
+        "derive_policy": "def derive_policy(cum_regret: Array[I, A], inst_regret: Array[I, A], legal: Array[I, A], "
+                         "t: float, state: dict, xp) -> tuple[Array[I, A], dict]",
+        "update_average": "def update_average(cum_policy: Array[I, A], policy: Array[I, A], reach: Array[I], t: float, "
+                          "state: dict, xp) -> tuple[Array[I, A], dict]",
+    }
     seeds_dir = SEEDS_DIR
     optional_held_out_tasks = OPTIONAL_HELD_OUT_TASKS
     mechanisms = MECHANISMS

@@ -128,6 +128,7 @@ class PPOObjectivesSpace(DriftSpace):
     doc = DOC
     seeds_dir = Path(__file__).resolve().parents[2] / "seeds" / "ppo_objectives"
     reference_seed = "ppo_clip"   # its evaluation time sets each task's time limit
+    signatures = {"drift": "def drift(ratio: Array[B], advantage: Array[B]) -> Array[B]"}
     export_adapter = drift_export(Path(__file__).resolve().parent, "drift")
     mechanisms = MECHANISMS
 

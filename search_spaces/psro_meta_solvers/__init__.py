@@ -90,8 +90,12 @@ class PsroMetaSolversSpace(GameSpace):
     fitness_doc = FITNESS_DOC
     export_adapter = EXPORT
     required_functions = SOLVER_NAMES
-    signatures = {"train_meta_solver": ("payoffs", "iteration", "state"),
-                  "eval_meta_solver": ("payoffs", "iteration", "state")}
+    signatures = {
+        "train_meta_solver": "def train_meta_solver(payoffs: Array[n_1, ..., n_P, P], iteration: int, state: dict)"
+                             " -> tuple[list[Array[n_p]], dict]",
+        "eval_meta_solver": "def eval_meta_solver(payoffs: Array[n_1, ..., n_P, P], iteration: int, state: dict)"
+                            " -> tuple[list[Array[n_p]], dict]",
+    }
     seeds_dir = SEEDS_DIR
     mechanisms = MECHANISMS
     allowed_modules = tuple(sorted(ALLOWED_MODULES | {"scipy"}))

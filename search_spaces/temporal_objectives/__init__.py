@@ -137,6 +137,8 @@ class TemporalObjectivesSpace(DriftSpace):
     doc = DOC
     seeds_dir = Path(__file__).resolve().parents[2] / "seeds" / "temporal_objectives"
     reference_seed = "ppo_clip"   # its evaluation time sets each task's time limit
+    signatures = {"drift": "def drift(ratio: Array[B], advantage: Array[B], progress: float, horizon: float) "
+                           "-> Array[B]"}
     export_adapter = drift_export(Path(__file__).resolve().parent, "temporal")
     temporal = True               # the drift reads the training progress
     mechanisms = MECHANISMS
