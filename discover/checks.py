@@ -184,7 +184,7 @@ def _signatures_from_seeds(space: Any) -> Mapping[str, tuple[str, ...]]:
 
 def declared_parameters(signature: str) -> tuple[str, ...]:
     """The parameter names of a declared signature (``"def f(a: int, b) -> float"``)."""
-    tree = ast.parse(signature.rstrip().rstrip(":") + ": ...")
+    tree = parse_python(signature.rstrip().rstrip(":") + ": ...")      # under the AST lock
     fn = tree.body[0]
     if not isinstance(fn, ast.FunctionDef):
         raise ValueError(f"a signature is a def line, got {signature!r}")
