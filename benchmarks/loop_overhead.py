@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from discover.config import RunConfig
-from discover.executor import LocalExecutor
-from discover.loop import Discovery
+from discover.isolation.executor import LocalExecutor
+from discover.engine.loop import Discovery
 from discover.mutators.offline import OfflineMutator
 from discover.spaces import get_space
 from discover.store import Store

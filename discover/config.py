@@ -32,7 +32,7 @@ class RunConfig:
       seeds: names of the seed programs to start from; empty means all of the space's.
       batch_size: programs proposed per generation; 0 means twice the workers.
       time_limit: wall-time limit of one evaluation (one program on one task), seconds; 0
-        derives it per task from the space's reference program (``discover.limits``).
+        derives it per task from the space's reference program (``discover.engine.limits``).
       memory_limit_mb: memory limit of one evaluation process.
       epsilon: ε of the behavioural ε-net (relative distance); 0 rejects only exact duplicates.
       held_out_top: how many of the best programs are evaluated on the held-out tasks at the end.

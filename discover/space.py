@@ -175,9 +175,9 @@ class Space:
       stochastic: True where evaluating twice with different seeds gives different scores.
       mechanisms: for the offline mutator, snippets of known mechanisms worth splicing in.
       reference_seed: the seed (a name in ``seeds()``) whose evaluation time on a task sets
-        that task's wall-time limit (``discover.limits``); None for none.
+        that task's wall-time limit (``discover.engine.limits``); None for none.
       time_limit: a fixed per-evaluation wall-time limit in seconds for a space without a
-        reference seed; None for ``discover.limits.FALLBACK_S``.
+        reference seed; None for ``discover.engine.limits.FALLBACK_S``.
       fitness_doc: the paragraph of ``doc`` that says how ``score`` turns task scores into
         the program's fitness, rendered from the same constants the score uses, so the
         prompt and the score cannot disagree (a test checks it for every space).
@@ -213,7 +213,7 @@ class Space:
         raise NotImplementedError(f"space {self.name!r} does not define evaluate()")
 
     # A space without behavioural probes leaves ``probe`` as None: the ε-net then falls
-    # back to the program's normalised code text (``discover.probe``).
+    # back to the program's normalised code text (``discover.engine.probe``).
     probe = None
     # def probe(self, namespace: Mapping[str, Any]) -> np.ndarray:
     #     The candidate's outputs on fixed probe inputs, as a 1-D float array: its

@@ -54,7 +54,7 @@ def test_the_engine_names_no_space():
 
 
 def test_defaults_come_from_the_registry_in_its_order():
-    from discover.meta_train import is_drift_space
+    from discover.studies.meta_train import is_drift_space
     from discover.spaces import _entry_points, default_space_name, get_space
     order = list(_entry_points())
     assert default_space_name() == order[0]

@@ -5,7 +5,7 @@ import types
 import jax
 import pytest
 
-from discover.executor import Job, LocalExecutor
+from discover.isolation.executor import Job, LocalExecutor
 from discover.space import CPU, describe_device
 from discover.store import Store
 from search_spaces.cfr_variants import SPACE as CFR

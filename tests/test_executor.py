@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from discover import sandbox
-from discover.executor import ExecutorShutDown, Job, LocalExecutor, evaluate_isolated
+from discover.isolation import sandbox
+from discover.isolation.executor import ExecutorShutDown, Job, LocalExecutor, evaluate_isolated
 from discover.space import CRASHED, ERROR, FORBIDDEN, MEMORY, OK, TIMEOUT, Space
 from discover.spaces import UnknownSpace, available_spaces, get_space, register_space, unregister_space
 from tests import toy_space

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from discover import limits
-from discover.executor import Job
-from discover.limits import FACTOR, FALLBACK_S, FLOOR_S, TimeLimits
+from discover.engine import limits
+from discover.isolation.executor import Job
+from discover.engine.limits import FACTOR, FALLBACK_S, FLOOR_S, TimeLimits
 from tests.fit_space import FitSpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ def test_an_explicit_limit_and_spaces_without_a_reference():
     assert TimeLimits(7.5).for_task(TimedFitSpace(), "left", {}) == 7.5
     assert TimedFitSpace.calls == 0
     assert TimeLimits().for_task(FitSpace(), "left", {}) == FALLBACK_S
-    from discover import probe
+    from discover.engine import probe
     assert TimeLimits()(Job(space="cfr_variants", source="", task="", kind="probe")) == probe.TIME_LIMIT
     with pytest.raises(ValueError, match="Job.kind"):
         Job(space="cfr_variants", source="", task="", kind="guess")

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("litellm")
 
-from discover.runner import run_discovery  # noqa: E402
+from discover.engine.runner import run_discovery  # noqa: E402
 from discover.store import Store  # noqa: E402
 from tests.llm_server import FakeLLMServer, Reply  # noqa: E402
 
@@ -73,7 +73,7 @@ def test_max_cost_stops_the_run_cleanly_and_spend_matches_the_price_table(tmp_pa
 
 
 def test_missing_key_is_one_clear_error_before_the_run(tmp_path, monkeypatch):
-    from discover.runner import RunError
+    from discover.engine.runner import RunError
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(RunError, match="OPENAI_API_KEY"):
         run_discovery({"space": FIT, "budget": 3, "llm": "openai/gpt-4o-mini"}, db=f"sqlite:///{tmp_path / 'k.db'}")

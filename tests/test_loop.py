@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from discover.config import RunConfig
-from discover.executor import LocalExecutor
-from discover.loop import Discovery
+from discover.isolation.executor import LocalExecutor
+from discover.engine.loop import Discovery
 from discover.mutators.base import Mutator, Proposal
 from discover.mutators.offline import OfflineMutator
-from discover.runner import run_discovery
+from discover.engine.runner import run_discovery
 from discover.store import Store
 from tests.fit_space import SPACE
 

@@ -16,7 +16,7 @@ import pytest
 from tests.pg import fresh_schema_url
 
 from discover.checks import static_check
-from discover.meta_train import MetaTrainConfig, generation_seed, meta_train
+from discover.studies.meta_train import MetaTrainConfig, generation_seed, meta_train
 from discover.store import Store
 from evaluators import lpo
 from search_spaces import policy_objectives
@@ -236,7 +236,7 @@ def test_bad_settings_are_clear_value_errors(tmp_path):
 def _cli(argv):
     """`discover meta-train` through its own register(), as discover.cli wires it."""
     from discover.cli import CliError
-    from discover.cli_meta_train import register
+    from discover.cli.meta_train import register
     parser = argparse.ArgumentParser(prog="discover")
     sub = parser.add_subparsers(dest="command")
     register(sub, lambda name, help, example: sub.add_parser(name, help=help, description=help,

@@ -210,7 +210,7 @@ def test_evaluations_run_in_the_sandboxed_executor_and_keep_their_worker(tmp_pat
     # The sandbox refuses writes made while candidate code runs and replaces a worker whose
     # process state changed during a job; neither may happen to a plain evaluation, even of a
     # candidate that computes with JAX when its module is loaded.
-    from discover.executor import Job, LocalExecutor
+    from discover.isolation.executor import Job, LocalExecutor
     source = _drift_source("jax.nn.relu((ratio - jnp.clip(ratio, 1.0 - EPS, 1.0 + EPS)) * advantage)").replace(
         "\n\n\ndef", "\n\nEPS = jnp.float32(0.2) * jnp.ones(())\n\n\ndef")
     with LocalExecutor(workers=1, time_limit=600, memory_limit_mb=6144, cache_dirs=[str(tmp_path)]) as ex:

@@ -4,7 +4,7 @@ import random
 import numpy as np
 import pytest
 
-from discover.selector import EpsilonNet, Selector, SelectorConfig, relative_distance
+from discover.engine.selector import EpsilonNet, Selector, SelectorConfig, relative_distance
 
 
 def test_relative_distance_is_zero_for_equal_and_scale_aware():
@@ -66,7 +66,7 @@ def test_stochastic_space_reevaluates_top_before_trusting_it():
 
 
 def test_code_text_fallback_fingerprint_merges_formatting_only_differences():
-    from discover.probe import code_fingerprint
+    from discover.engine.probe import code_fingerprint
     a = "# EVOLVE-BLOCK-START\ndef f(x):\n    return x * 2  # double\n# EVOLVE-BLOCK-END\n"
     b = "# EVOLVE-BLOCK-START\ndef f(x):\n\n    return x*2\n# EVOLVE-BLOCK-END\n"
     c = "# EVOLVE-BLOCK-START\ndef f(x):\n    return x * 3\n# EVOLVE-BLOCK-END\n"

@@ -28,7 +28,7 @@ from tests.pg import fresh_schema_url
 from discover.config import RunConfig
 from discover.space import TaskResult
 from discover.store import Store
-from discover.tune import (STUDY_PREFIX, Constant, search_range, substitute, tune_program,
+from discover.studies.tune import (STUDY_PREFIX, Constant, search_range, substitute, tune_program,
                            tunable_constants)
 from search_spaces.cfr_variants import SPACE as CFR_SPACE
 from search_spaces.cfr_variants import CfrVariantsSpace
@@ -333,7 +333,7 @@ def test_errors_are_one_clear_sentence(tmp_path):
 # ----------------------------------------------------------------------------- CLI
 def _wired_parser():
     """discover.cli.build_parser, with `tune` added if cli.py does not add it yet."""
-    from discover import cli_tune
+    from discover.cli import tune as cli_tune
 
     parser = _BUILD_PARSER()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

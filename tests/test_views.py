@@ -71,7 +71,7 @@ def _evaluate(space, source: str, task: str) -> TaskResult:
 def build_small_run(url: str) -> SmallRun:
     """A finished run of 6 programs (2 seeds, 3 mutants, 1 invalid) and an empty run."""
     from discover.config import RunConfig
-    from discover.runner import library_versions
+    from discover.engine.runner import library_versions
     from search_spaces.cfr_variants import SPACE
 
     store = Store.open(url)
@@ -135,7 +135,7 @@ _BUILD_PARSER = _cli.build_parser
 
 def _wired_parser():
     """discover.cli.build_parser, with the lineage commands added if cli.py does not yet."""
-    from discover import cli_lineage
+    from discover.cli import lineage as cli_lineage
 
     parser = _BUILD_PARSER()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -199,7 +199,7 @@ def test_the_broken_program_is_invalid_for_real(small_run):
 
 
 def test_progress_is_the_running_maximum(small_run):
-    from discover import views
+    from discover.ui import views
 
     store = Store.open(small_run.url)
     points = views.progress(store, views.resolve_run(store, small_run.run_name))
@@ -293,7 +293,7 @@ def test_diff_of_two_programs(small_run, cli_main):
 
 
 def test_sparkline():
-    from discover.views import sparkline
+    from discover.ui.views import sparkline
 
     assert sparkline([1.0, 10.0, 100.0]) == "▁▅█"          # log scale: evenly spaced decades
     assert sparkline([0.0, 0.5, 1.0], log=False) == "▁▅█"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from discover.store import Store
-from discover.web.server import serve_in_thread
+from discover.ui.web.server import serve_in_thread
 from tests.test_views import HELD_OUT_TASK, TASKS, build_small_run
 
 REPO = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@ strategy and store each generation's mean as a program of the space.
 
 ``register(subparsers, command)`` adds the command to the parser built by
 ``discover.cli`` (``command(name, help, example)`` is that parser's helper). The command
-opens the store, calls ``discover.meta_train.meta_train`` with a progress callback that
+opens the store, calls ``discover.studies.meta_train.meta_train`` with a progress callback that
 prints one line per generation, and ends with a summary (or, with ``--json``, one JSON
 object on stdout). Bad input (a space other than the drift spaces, an unknown method or
 task, bad numbers, a run name taken by another run) raises ``discover.cli.CliError``: one
@@ -20,8 +20,8 @@ from typing import Callable
 
 from rich.text import Text
 
-from discover.cli_common import CliError, console, fmt
-from discover.meta_train import METHODS, MetaTrainConfig
+from discover.cli.common import CliError, console, fmt
+from discover.studies.meta_train import METHODS, MetaTrainConfig
 
 # The defaults, read off the config's fields: building a MetaTrainConfig validates its tasks
 # against the trainer, which needs the rl extra, and `discover --help` must not.
@@ -57,7 +57,7 @@ def cmd_meta_train(args) -> int:
         extras.require("rl", "discover meta-train")
     except extras.MissingExtra as e:
         raise _error(str(e)) from None
-    from discover.meta_train import meta_train
+    from discover.studies.meta_train import meta_train
     try:
         tasks = tuple(args.task) if args.task else DEFAULTS.tasks
         cfg = MetaTrainConfig(space=args.space, method=args.method, generations=args.generations,

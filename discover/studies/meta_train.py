@@ -53,8 +53,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from discover import evaluation
-from discover.evaluation import TRAIN
+from discover.engine import evaluation
+from discover.engine.evaluation import TRAIN
 from discover.space import INVALID, OK, TaskResult, jax_device
 
 # A space meta-train can learn for declares ``learned_drift = True`` (its candidate is a
@@ -331,7 +331,7 @@ def _store_mean(store, run, space, cfg: MetaTrainConfig, theta: np.ndarray, gene
 def _versions() -> dict[str, str]:
     from importlib import metadata
 
-    from discover.runner import library_versions
+    from discover.engine.runner import library_versions
     out = library_versions()
     for dist in ("evosax", "gymnax", "flax", "optax"):
         try:

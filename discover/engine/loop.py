@@ -38,15 +38,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from discover import evaluation
+from discover.engine import evaluation
 from discover.checks import static_check
 from discover.config import RunConfig
-from discover.executor import Executor, Job
+from discover.isolation.executor import Executor, Job
 from discover.mutators.base import MutationContext, Mutator, Parent, Proposal
-from discover.progress import Progress
+from discover.engine.progress import Progress
 from discover.mutators.llm import MutatorStopped
 from discover.mutators.reflection import EditOutcome, statistical_reflection
-from discover.selector import EpsilonNet, Selector
+from discover.engine.selector import EpsilonNet, Selector
 from discover.space import Space, TaskResult
 
 TRAIN, HELD_OUT = evaluation.TRAIN, evaluation.HELD_OUT

@@ -1,6 +1,6 @@
 """Confinement of the worker process that runs untrusted candidate programs.
 
-A worker (see ``discover.executor``) confines itself once, right after it starts and before
+A worker (see ``discover.isolation.executor``) confines itself once, right after it starts and before
 it imports any heavy library or starts any thread, and then stays confined for its whole
 life. Three layers, from hard to soft:
 
@@ -25,7 +25,7 @@ life. Three layers, from hard to soft:
    lifted from inside. They also stop what the audit layer cannot see (raw file
    descriptors, ``dir_fd`` tricks, code run from a C callback).
 
-3. An audit hook (``discover.audit.install_audit_guard``, PEP 578) that tells *who* asks: it inspects the
+3. An audit hook (``discover.isolation.audit.install_audit_guard``, PEP 578) that tells *who* asks: it inspects the
    Python call stack and polices only operations made while candidate code is on the
    stack, so the harness (JAX, OpenSpiel, the evaluator's cache writes) keeps working.
    Candidate code is any frame whose code was compiled from a string (a file name that is
@@ -59,12 +59,12 @@ life. Three layers, from hard to soft:
 After each job the worker also compares the functions and classes of the harness modules
 (``discover``, ``evaluators``, ``search_spaces``, the space's own package, ``builtins``,
 ``math``, ``numpy``, ``jax``, ``jax.numpy``), and the methods and properties of the classes
-defined in the project's packages, with a snapshot taken before it (``discover.audit.HarnessSnapshot``): a
+defined in the project's packages, with a snapshot taken before it (``discover.isolation.audit.HarnessSnapshot``): a
 candidate that rebinds one of them, e.g. to fake its own score, is reported as forbidden
 (Python raises no audit event for assigning a module or class attribute). Other
 process-wide state a candidate may change (``jax.config``, environment variables, the
 recursion limit, threads left running) makes the worker replace itself after the job
-(``discover.audit.global_state``); NumPy's error state and the warning filters are simply restored.
+(``discover.isolation.audit.global_state``); NumPy's error state and the warning filters are simply restored.
 
 Known limits, stated plainly:
 - Candidate code runs in the same interpreter as the evaluator that scores it. A candidate

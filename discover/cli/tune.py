@@ -1,8 +1,8 @@
 """`discover tune ID --trials N`: tune a program's numeric constants with Optuna.
 
 ``register(subparsers, command)`` adds the command to the parser built by ``discover.cli``
-(``command(name, help, example)`` is that parser's helper, as for ``discover.cli_lineage``).
-The command opens the store, calls ``discover.tune.tune_program``, prints one line per trial
+(``command(name, help, example)`` is that parser's helper, as for ``discover.cli.lineage``).
+The command opens the store, calls ``discover.studies.tune.tune_program``, prints one line per trial
 (on stderr with ``--json``) and then a table of the constants, original → tuned, the scores
 and the new program's id; with ``--json`` one JSON object on stdout. Bad input (unknown
 program, no tunable constants, ``--trials`` below 1, an unreachable database) is one line
@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from discover import views
-from discover.cli_common import CliError, console, fmt
+from discover.ui import views
+from discover.cli.common import CliError, console, fmt
 
 
 _error = CliError
@@ -81,9 +81,9 @@ def _render(console: Console, result, program) -> None:
 
 
 def cmd_tune(args) -> int:
-    from discover.executor import WorkerStartError
+    from discover.isolation.executor import WorkerStartError
     from discover.store import Store, StoreError
-    from discover.tune import tunable_constants, tune_program
+    from discover.studies.tune import tunable_constants, tune_program
 
     if args.trials < 1:
         raise _error(f"--trials must be at least 1, got {args.trials}")

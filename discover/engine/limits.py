@@ -92,7 +92,7 @@ class TimeLimits:
     def __call__(self, job) -> float:
         if self.override is not None:
             return self.override
-        from discover import probe
+        from discover.engine import probe
         if job.kind == probe.PROBE:
             return probe.TIME_LIMIT
         from discover.spaces import get_space

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from discover.cli_common import EXIT_USAGE, CliError, add_db, console, fmt, get_space, open_store
+from discover.cli.common import EXIT_USAGE, CliError, add_db, console, fmt, get_space, open_store
 from discover.extras import MissingExtra
 
 # ----------------------------------------------------------------------------- helpers
@@ -78,7 +78,7 @@ def cmd_spaces(args) -> int:
 
 # ----------------------------------------------------------------------------- eval
 def cmd_eval(args) -> int:
-    from discover.executor import Job, evaluate_isolated
+    from discover.isolation.executor import Job, evaluate_isolated
     space = _get_space(args.space)
     path = Path(args.file)
     try:
@@ -92,7 +92,7 @@ def cmd_eval(args) -> int:
             raise CliError(f"--iterations must be at least 1, got {args.iterations}")
         options["iterations"] = args.iterations
     console = Console(stderr=True) if args.json else _console()
-    from discover.limits import TimeLimits
+    from discover.engine.limits import TimeLimits
     try:
         limits = TimeLimits(args.time_limit, on_timing=lambda m: console.print(f"[dim]{m}[/dim]"))
     except ValueError as e:
@@ -122,7 +122,7 @@ def cmd_eval(args) -> int:
 # ----------------------------------------------------------------------------- run
 def cmd_run(args) -> int:
     from discover.config import ConfigError, load_config_file
-    from discover.runner import RunError, run_discovery
+    from discover.engine.runner import RunError, run_discovery
     values: dict[str, Any] = {}
     try:
         if args.config:
@@ -232,11 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="last stdout line: JSON {task: [[iteration, value], ...]}")
     p.set_defaults(func=cmd_eval)
 
-    from discover.cli_lineage import register
+    from discover.cli.lineage import register
     register(sub, command)
-    from discover.cli_tune import register as register_tune
+    from discover.cli.tune import register as register_tune
     register_tune(sub, command)
-    from discover.cli_meta_train import register as register_meta_train
+    from discover.cli.meta_train import register as register_meta_train
     register_meta_train(sub, command)
     return parser
 

@@ -31,7 +31,7 @@ def submit(executor, space_spec: str, source: str, tasks: Sequence[str], seed: i
            skip: Sequence[str] = ()) -> dict[str, Future]:
     """One isolated job per task (those in ``skip`` left out), as futures by task; each
     job's tag is ``(tag, task)``."""
-    from discover.executor import Job
+    from discover.isolation.executor import Job
     opts = dict(options or {})
     return {task: executor.submit(Job(space=space_spec, source=source, task=task, seed=seed, options=opts,
                                       tag=(tag, task)))

@@ -3,7 +3,7 @@
 ``export_program(store, program_id, out)``:
 
 1. re-evaluates the program, in isolated worker processes
-   (``discover.evaluation`` on a ``LocalExecutor``) on a seed none of its stored evaluations used:
+   (``discover.engine.evaluation`` on a ``LocalExecutor``) on a seed none of its stored evaluations used:
    on the space's train tasks (recorded in the store under split "reeval") and on its
    held-out tasks (split "held_out"; the program's held-out score is updated). A program
    that fails any of these is not exported;
@@ -51,12 +51,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from discover import views
+from discover.ui import views
 from discover.algorithms import normalize_name
 from discover.space import ExportAdapter, Space, TaskResult
 from discover.store import HELD_OUT, REEVAL, ProgramRecord, RunRecord, Store
 
-TEMPLATES = Path(__file__).resolve().parent / "export_template"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 PACKAGE_VERSION = "0.1.0"
 DEFAULT_MEMORY_LIMIT_MB = 8192
 
@@ -104,14 +104,14 @@ def reevaluate(store: Store, program: ProgramRecord, space: Space, options: Mapp
                on_result: Callable[[str, str, TaskResult], None] | None = None) -> dict[str, dict[str, TaskResult]]:
     """Evaluates ``program`` afresh on the space's train tasks (split "reeval") and
     held-out tasks (split "held_out") with ``seed`` in isolated workers (the one path of
-    ``discover.evaluation``), and records every result in the store as it arrives.
+    ``discover.engine.evaluation``), and records every result in the store as it arrives.
 
     Returns:
       ``{"reeval": {task: result}, "held_out": {task: result}}`` in the space's task order.
     """
-    from discover import evaluation
-    from discover.executor import LocalExecutor
-    from discover.limits import TimeLimits
+    from discover.engine import evaluation
+    from discover.isolation.executor import LocalExecutor
+    from discover.engine.limits import TimeLimits
 
     with LocalExecutor(workers=max(1, int(workers)), time_limit=TimeLimits(time_limit),
                        memory_limit_mb=memory_limit_mb) as executor:
@@ -136,7 +136,7 @@ def build_metadata(store: Store, program: ProgramRecord, run: RunRecord, space: 
                    distribution: str, results: Mapping[str, Mapping[str, TaskResult]], seed: int,
                    options: Mapping[str, Any]) -> dict[str, Any]:
     """The contents of ``metadata.json`` (JSON-ready)."""
-    from discover.runner import library_versions
+    from discover.engine.runner import library_versions
 
     train, held = results[REEVAL], results[HELD_OUT]
     harness = space.harness_version(options)
@@ -153,7 +153,7 @@ def build_metadata(store: Store, program: ProgramRecord, run: RunRecord, space: 
                       "tasks": {t: _task_entry(r) for t, r in train.items()}},
             "held_out": {"score": _score(space, held), "tasks": {t: _task_entry(r) for t, r in held.items()}},
         },
-        "evaluation": {"seed": seed, "options": dict(options), "executor": "discover.executor.LocalExecutor",
+        "evaluation": {"seed": seed, "options": dict(options), "executor": "discover.isolation.executor.LocalExecutor",
                        # The stored score is comparable with the fresh one only if these agree.
                        "harness": harness, "stored_harness": stored_harness,
                        "stored_score_comparable": stored_harness in ([], [harness])},
@@ -165,7 +165,7 @@ def build_metadata(store: Store, program: ProgramRecord, run: RunRecord, space: 
 
 # ----------------------------------------------------------------------------- rendering
 def _template(name: str | Path) -> string.Template:
-    """A template of ``export_template/`` by file name, or any template file by path."""
+    """A template of ``templates/`` by file name, or any template file by path."""
     return string.Template((TEMPLATES / name).read_text(encoding="utf-8"))
 
 
@@ -285,7 +285,7 @@ def export_program(store: Store, program_id: int | str, out: str | Path, name: s
       out: the package directory to create; it must not exist.
       name: the algorithm's name (letters, digits, ``_``/``-``); default ``default_name``.
       time_limit, memory_limit_mb: limits of each isolated evaluation; a time limit of
-        None derives it per task (``discover.limits``).
+        None derives it per task (``discover.engine.limits``).
       workers: evaluations run at once (default: the number of CPU cores).
       on_result: called as ``(split, task, result)`` after each evaluation.
 

@@ -4,7 +4,7 @@ result under the job's wall-time limit, and tell what happened when it misbehave
 ``WorkerProcess.run(job, time_limit)`` returns the job's ``TaskResult`` and whether the
 worker may serve another job: a timeout, a crash, a forbidden operation, an out-of-memory
 kill or a malformed result frame is turned into the matching status here, and the worker
-is stopped. ``discover.executor.LocalExecutor`` keeps a pool of these.
+is stopped. ``discover.isolation.executor.LocalExecutor`` keeps a pool of these.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from discover.space import CRASHED, FORBIDDEN, MEMORY, STATUSES, TIMEOUT, TaskResult
-from discover.wire import HEADER, MAX_RESULT_BYTES, write_frame
+from discover.isolation.wire import HEADER, MAX_RESULT_BYTES, write_frame
 
 _START_TIMEOUT_S = 120.0
 _LOG_TAIL_CHARS = 1500
@@ -95,10 +95,10 @@ def _tail(path: Path, chars: int = _LOG_TAIL_CHARS) -> str:
 
 
 def _worker_env(cache_dir: str | None, scratch: Path) -> dict[str, str]:
-    from discover.sandbox import clean_environment
+    from discover.isolation.sandbox import clean_environment
 
     env = clean_environment(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])      # the folder holding the discover package
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONDONTWRITEBYTECODE"] = "1"     # workers may not write next to the sources
     env["TMPDIR"] = str(scratch)
@@ -138,7 +138,7 @@ class WorkerProcess:
                 self.proc = subprocess.Popen(
                     # -m, not -c: code given with -c is compiled as "<string>", which the
                     # audit hook would take for candidate code at the bottom of every stack.
-                    [sys.executable, "-m", "discover.worker", str(job_r), str(res_w), str(alarm_w)],
+                    [sys.executable, "-m", "discover.isolation.worker", str(job_r), str(res_w), str(alarm_w)],
                     pass_fds=(job_r, res_w, alarm_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     stderr=log,
                     cwd=self.scratch, env=_worker_env(settings.cache_dirs[0] if settings.cache_dirs else None,
@@ -262,7 +262,7 @@ class WorkerProcess:
 
     # -- one job
     def run(self, job, time_limit: float) -> tuple[TaskResult, bool]:
-        """Runs ``job`` (a ``discover.executor.Job``); returns its result and whether this
+        """Runs ``job`` (a ``discover.isolation.executor.Job``); returns its result and whether this
         worker may serve another job."""
         try:
             os.truncate(self.log, 0)

@@ -22,7 +22,7 @@ best setting as a child of the program, as the loop stores a mutation.
 Example::
 
     from discover.store import Store
-    from discover.tune import tune_program
+    from discover.studies.tune import tune_program
 
     store = Store.open("sqlite:///runs/discover.db")
     result = tune_program(store, 42, trials=30, seed=0)
@@ -214,7 +214,7 @@ class _Plan:
 
 
 def _plan(store, program_id, trials, workers, options, study_name) -> _Plan:
-    from discover import views
+    from discover.ui import views
     from discover.spaces import UnknownSpace, get_space
 
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -336,7 +336,7 @@ def tune_program(store, program_id: int | str, trials: int, *, seed: int = 0, wo
       ValueError: no program has the id, it has no tunable constants, ``trials`` < 1, its
         space is unknown, optuna is not installed, or the study was made for another
         program or other options.
-      discover.executor.WorkerStartError: no worker process could be started.
+      discover.isolation.executor.WorkerStartError: no worker process could be started.
     """
     plan = _plan(store, program_id, trials, workers, options, study_name)
     if importlib.util.find_spec("optuna") is None:
@@ -352,9 +352,9 @@ def _tune(store, plan: _Plan, study, trials: int, progress: Callable[[TrialRepor
     """Runs the missing trials of ``study`` in a pool of isolated workers, then concludes."""
     import optuna
 
-    from discover import evaluation
-    from discover.executor import LocalExecutor
-    from discover.limits import TimeLimits
+    from discover.engine import evaluation
+    from discover.isolation.executor import LocalExecutor
+    from discover.engine.limits import TimeLimits
     from discover.store import TRAIN
 
     cache: dict[str, dict[str, TaskResult]] = {}
@@ -437,8 +437,8 @@ def _check_study(study, settings: Mapping[str, Any]) -> None:
 
 def _fingerprint(executor, source: str, space_name: str) -> list[float] | None:
     """The program's behavioural fingerprint, computed in the executor as the loop does
-    (``discover.probe``); None if the probe fails."""
-    from discover.executor import Job
+    (``discover.engine.probe``); None if the probe fails."""
+    from discover.isolation.executor import Job
     result = executor.submit(Job(space=space_name, source=source, task="", kind="probe")).result()
     return [float(x) for x in result.curve[0]] if result.ok and result.curve else None
 
@@ -448,7 +448,7 @@ def _store_child(store, space, parent, source: str, edit: str, results: Mapping[
     """Stores the tuned program as the loop stores an evaluated child (``Discovery._admit``
     and ``Discovery._finish``): the program with its parent edge, one train evaluation per
     task with seed 0, then its status and ``space.score`` of its stored train evaluations."""
-    from discover import evaluation
+    from discover.engine import evaluation
     from discover.store import TRAIN
 
     child = store.add_program(parent.run_id, source, generation=parent.generation + 1, edit=edit,

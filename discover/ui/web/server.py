@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from discover import views
+from discover.ui import views
 from discover.store import Store, StoreError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"

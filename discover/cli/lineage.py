@@ -3,7 +3,7 @@ plot | ui | export`.
 
 ``register(subparsers, command)`` adds them to the parser built by ``discover.cli``;
 ``command(name, help, example)`` is that parser's helper (a subparser with a description
-and an ``example:`` epilog). Each command opens the store, calls ``discover.views`` (or
+and an ``example:`` epilog). Each command opens the store, calls ``discover.ui.views`` (or
 ``plot``, ``web``, ``export``), and prints a rich rendering or, with ``--json``, one JSON
 value on stdout. Bad input (unknown run or program, a run with no programs, an existing
 export directory) raises ``discover.cli.CliError``: one line on stderr, exit status 2.
@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from discover import views
-from discover.cli_common import CliError, console, fmt
+from discover.ui import views
+from discover.cli.common import CliError, console, fmt
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -248,7 +248,7 @@ def cmd_diff(args) -> int:
 
 # ----------------------------------------------------------------------------- plot
 def cmd_plot(args) -> int:
-    from discover import plot
+    from discover.ui import plot
     store = _open_store(args.db)
     if not args.out.lower().endswith(".png"):
         raise _error(f"--out must name a .png file, got {args.out!r}")
@@ -265,7 +265,7 @@ def cmd_plot(args) -> int:
 
 # ----------------------------------------------------------------------------- ui
 def cmd_ui(args) -> int:
-    from discover.web import serve
+    from discover.ui.web import serve
     store = _open_store(args.db)
     if not 0 <= args.port <= 65535:
         raise _error(f"--port must be between 0 and 65535, got {args.port}")
@@ -286,7 +286,7 @@ def cmd_ui(args) -> int:
 # ----------------------------------------------------------------------------- export
 def cmd_export(args) -> int:
     from discover.export import ExportError, export_program
-    from discover.executor import WorkerStartError
+    from discover.isolation.executor import WorkerStartError
     store = _open_store(args.db)
     if os.path.exists(args.out):
         raise _error(f"output directory {args.out!r} exists already; choose another --out or remove it")

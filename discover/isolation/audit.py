@@ -3,11 +3,11 @@ check after each job that the candidate left the harness as it found it.
 
 ``install_audit_guard`` adds a ``sys.addaudithook`` hook (and a guard on ``import``) that
 sees every process, network, file-write, introspection and module event; events raised by
-code compiled as a candidate (``<candidate>``) that break the ``discover.sandbox.Policy``
+code compiled as a candidate (``<candidate>``) that break the ``discover.isolation.sandbox.Policy``
 end the worker with one ``FORBIDDEN`` line on the alarm pipe. ``HarnessSnapshot``,
 ``global_state`` and ``RestorableState`` let the worker tell, after a job, whether the
 candidate rebound a harness function or changed process-wide state. The kernel layers
-(resource limits, network namespace, Landlock, seccomp) are ``discover.sandbox``'s, whose
+(resource limits, network namespace, Landlock, seccomp) are ``discover.isolation.sandbox``'s, whose
 docstring describes all three layers and what they do not cover.
 """
 
@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path, PosixPath, PurePosixPath
 from typing import Any, Iterable, Mapping
 
-from discover.sandbox import FORBIDDEN_EXIT, Policy, normalize_path
+from discover.isolation.sandbox import FORBIDDEN_EXIT, Policy, normalize_path
 
 _PROCESS_EVENTS = frozenset({
     "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",

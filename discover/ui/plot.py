@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from discover import views
+from discover.ui import views
 from discover.store import HELD_OUT, TRAIN, Store
 
 

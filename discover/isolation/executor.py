@@ -2,14 +2,14 @@
 
 A ``Job`` (space name, candidate source, task, seed, options) is evaluated by
 ``space.evaluate(source, task, seed, **options)`` in a separate worker process, under a
-wall-time limit, a memory limit and the confinement of ``discover.sandbox`` (no processes,
+wall-time limit, a memory limit and the confinement of ``discover.isolation.sandbox`` (no processes,
 no network, no writes outside the job's scratch directory). Whatever the candidate does,
 the caller gets a ``TaskResult``; the executor never raises because of a candidate.
 
 Design (figures measured on a 2-core development machine):
 
 - Workers are long-lived interpreters started with ``subprocess``
-  (``python -m discover.worker``), the equivalent of the ``spawn`` start method: nothing
+  (``python -m discover.isolation.worker``), the equivalent of the ``spawn`` start method: nothing
   is forked from a process that may hold JAX's threads. A fresh confined worker is ready
   in ~0.2 s, a first job that imports JAX adds ~1.7 s, and evaluators cache game arrays
   and compiled functions per process, so a worker serves many jobs (a trivial job costs
@@ -31,7 +31,7 @@ Design (figures measured on a 2-core development machine):
 - Forbidden operations: an alarm from the worker yields ``forbidden`` with the event, even
   if a result arrived too. After each job the worker checks that the candidate rebound no
   harness function (else ``forbidden``) and replaces itself when process-wide state
-  changed (``jax.config``, environment, threads left running); see ``discover.sandbox``.
+  changed (``jax.config``, environment, threads left running); see ``discover.isolation.sandbox``.
 - ``candidate raised``: ``error`` with the last lines of the traceback.
 
 Each worker gets its own scratch directory; a job runs in a fresh subdirectory of it
@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
 from discover.space import TaskResult
-from discover.worker_process import (ExecutorShutDown, Settings, WorkerProcess, WorkerStartError, _check_limits,
+from discover.isolation.worker_process import (ExecutorShutDown, Settings, WorkerProcess, WorkerStartError, _check_limits,
                                      _resolve_cache_dirs)
 
 __all__ = ["Job", "Executor", "LocalExecutor", "evaluate_isolated", "WorkerStartError", "ExecutorShutDown"]
@@ -78,7 +78,7 @@ class Job:
       tag: opaque, never sent to the worker; returned as ``future.job.tag`` for the caller
         to match results.
       kind: ``"evaluate"`` (``space.evaluate``) or ``"probe"`` (the candidate's behavioural
-        fingerprint, ``discover.probe.fingerprint``; ``task`` is ignored).
+        fingerprint, ``discover.engine.probe.fingerprint``; ``task`` is ignored).
     """
 
     space: str
@@ -97,7 +97,7 @@ class Job:
             raise ValueError(f"Job.seed must be an int, got {type(self.seed).__name__}")
         if not isinstance(self.options, Mapping):
             raise ValueError(f"Job.options must be a mapping, got {type(self.options).__name__}")
-        from discover.probe import KINDS
+        from discover.engine.probe import KINDS
         if self.kind not in KINDS:
             raise ValueError(f"Job.kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
@@ -142,7 +142,7 @@ class LocalExecutor:
     Args:
       workers: number of worker processes (default: the number of CPUs).
       time_limit: wall-time limit per job, in seconds, or a callable ``limit(job) ->
-        seconds`` evaluated when the job is submitted (``discover.limits.TimeLimits``
+        seconds`` evaluated when the job is submitted (``discover.engine.limits.TimeLimits``
         derives each task's limit from the space's reference program).
       memory_limit_mb: data-segment limit per worker, in MiB (JAX alone needs ~250).
       cache_dirs: directories the harness (not the candidate) may write; the first one is
@@ -238,7 +238,7 @@ class LocalExecutor:
         self.shutdown(wait=exc_type is None)
 
     def worker_sandbox(self) -> dict[str, str]:
-        """What confinement the running workers got (see ``discover.sandbox.confine``);
+        """What confinement the running workers got (see ``discover.isolation.sandbox.confine``);
         empty before any worker started."""
         with self._lock:
             return dict(self._live[0].sandbox) if self._live else {}

@@ -21,10 +21,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from discover.config import ConfigError, RunConfig
-from discover.loop import HELD_OUT, TRAIN, Discovery
-from discover.progress import Progress
+from discover.engine.loop import HELD_OUT, TRAIN, Discovery
+from discover.engine.progress import Progress
 from discover.space import Space, TaskResult
-from discover.views import headline_metric
+from discover.ui.views import headline_metric
 
 
 class RunError(Exception):
@@ -156,8 +156,8 @@ def _space(name: str) -> Space:
 def run_discovery(values: Mapping[str, Any], *, source: str = "command line", db: str | None = None,
                   run_name: str | None = None, resume: bool = False, console: Console | None = None):
     """Runs or resumes a discovery run; returns the store's run record when done."""
-    from discover.executor import LocalExecutor
-    from discover.limits import TimeLimits
+    from discover.isolation.executor import LocalExecutor
+    from discover.engine.limits import TimeLimits
     from discover.store import Store, StoreError
 
     console = console or Console()
@@ -221,7 +221,7 @@ def _reference_cache_dir() -> Path:
 def _reference_eval(executor, space: Space, space_spec: str, source: str, task: str, options: Mapping[str, Any]) -> "Future":
     """Evaluations of seeds that are not part of the run, cached on disk: they are
     deterministic and only serve the final comparison."""
-    from discover.executor import Job
+    from discover.isolation.executor import Job
     key = hashlib.sha256(json.dumps([space.name, source, task, dict(options)], sort_keys=True).encode()).hexdigest()
     path = _reference_cache_dir() / f"{key}.json"
     if path.exists():
@@ -285,7 +285,7 @@ def _fresh_evaluations(space: Space, store, executor, config: RunConfig, rows: l
     on training runs that took no part in selecting it. Results of programs in the run
     are recorded in the store (split "reeval"); each row gains ``fresh_score`` and
     ``fresh_results``."""
-    from discover import evaluation
+    from discover.engine import evaluation
     from discover.store import REEVAL
     futs = [(row, evaluation.submit(executor, config.space, row["source"], space.train_tasks, seed,
                                     config.eval_options)) for row in rows]

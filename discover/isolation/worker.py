@@ -1,13 +1,13 @@
 """The worker process: confines itself, then evaluates the jobs the engine sends, one at a time.
 
-Started by ``discover.worker_process.WorkerProcess`` as ``python -m discover.worker JOB_FD
+Started by ``discover.isolation.worker_process.WorkerProcess`` as ``python -m discover.isolation.worker JOB_FD
 RESULT_FD ALARM_FD``. It reads its settings (sys.path, scratch folder, limits) from the first
-frame, applies the resource limits and the kernel confinement of ``discover.sandbox``,
+frame, applies the resource limits and the kernel confinement of ``discover.isolation.sandbox``,
 installs the audit guard, says it is ready, and then answers each job frame with one result
-frame (``discover.wire``). A candidate's exception, memory exhaustion or forbidden operation
+frame (``discover.isolation.wire``). A candidate's exception, memory exhaustion or forbidden operation
 becomes a typed ``TaskResult``; after each job the scratch folder is emptied, and a job that
 changed process-wide state makes the worker exit so the engine replaces it. See
-``discover.executor`` for the whole design.
+``discover.isolation.executor`` for the whole design.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import traceback
 from typing import Any
 
 from discover.space import ERROR, FORBIDDEN, MEMORY, TaskResult
-from discover.wire import read_frame, write_frame
+from discover.isolation.wire import read_frame, write_frame
 
 _ERROR_LINES = 20
 _ERROR_CHARS = 4000
@@ -75,7 +75,7 @@ def _empty(directory: str) -> None:
 
 def _run_job(msg: dict, spaces_cache: dict, scratch: str, memory_limit_mb: int) -> dict:
     """Evaluates one job inside the worker; returns the result message."""
-    from discover import audit
+    from discover.isolation import audit
     from discover.space import TaskResult as _TaskResult
     from discover.spaces import get_space
 
@@ -95,7 +95,7 @@ def _run_job(msg: dict, spaces_cache: dict, scratch: str, memory_limit_mb: int) 
         restorable = audit.RestorableState()
         try:
             if msg.get("kind") == "probe":
-                from discover.probe import fingerprint
+                from discover.engine.probe import fingerprint
                 result = fingerprint(space, msg["source"])
             else:
                 result = space.evaluate(msg["source"], msg["task"], msg["seed"], **msg["options"])
@@ -123,15 +123,15 @@ def _run_job(msg: dict, spaces_cache: dict, scratch: str, memory_limit_mb: int) 
 
 
 def _worker_main() -> None:
-    """Entry point of a worker process (``python -m discover.worker JOB_FD RESULT_FD ALARM_FD``,
-    started by ``discover.worker_process.WorkerProcess``); see ``discover.executor``."""
+    """Entry point of a worker process (``python -m discover.isolation.worker JOB_FD RESULT_FD ALARM_FD``,
+    started by ``discover.isolation.worker_process.WorkerProcess``); see ``discover.isolation.executor``."""
     job_fd, result_fd, alarm_fd = (int(a) for a in sys.argv[1:4])
     frame = read_frame(job_fd)
     if frame is None:
         os._exit(0)
     init = pickle.loads(frame)
     sys.path[:] = init["sys_path"]
-    from discover import audit, sandbox
+    from discover.isolation import audit, sandbox
 
     sandbox.die_with_parent()
     if os.getppid() != init["parent_pid"]:

@@ -1,8 +1,8 @@
 """What every command module of the command line shares: the one-line error, the console,
 number formatting, and opening the store and spaces with their errors mapped to that line.
 
-``discover.cli`` builds the parser and imports the command modules (``cli_lineage``,
-``cli_tune``, ``cli_meta_train``); they import only this module, so there is no cycle.
+``discover.cli`` builds the parser and imports the command modules (``lineage``,
+``tune``, ``meta_train``); they import only this module, so there is no cycle.
 """
 
 from __future__ import annotations
