@@ -1,4 +1,4 @@
-"""The LPO drift network (evaluators/lpo.py) and `discover meta-train` (discover/meta_train.py).
+"""The LPO drift network (evaluators/lpo.py) and `discover meta-train` (discover/studies/meta_train.py).
 
 References are independent of the code under test: PPO's clipped drift written out by
 formula here; the space's own drift checks; the space's own evaluation of the published
