@@ -341,3 +341,27 @@ def test_resume_refuses_evaluations_computed_by_another_harness(tmp_path):
         f"discover: error: run 'h' was evaluated by harness an0ther0harness0, this installation evaluates "
         f"{FIT} by harness {SPACE.harness_version({})} (its evaluator, scoring or evaluation options differ): "
         "start a new run, or resume with the version that made it"]
+
+
+def test_top_across_runs_leaves_out_programs_scored_by_another_harness(tmp_path):
+    import json as _json
+    db_path = tmp_path / "top.db"
+    db = f"sqlite:///{db_path}"
+    run_discovery({"space": FIT, "budget": 3, "workers": 1, "seed": 1}, db=db, run_name="now")
+    run_discovery({"space": FIT, "budget": 3, "workers": 1, "seed": 2}, db=db, run_name="then")
+    store = Store.open(db)
+    then = store.get_run("then")
+    then_ids = {p.id for p in store.programs(then.id)}
+    con = sqlite3.connect(db_path)
+    con.executemany("UPDATE evaluations SET harness = 'an0ther0harness0' WHERE program_id = ?", [(i,) for i in then_ids])
+    con.commit()
+    con.close()
+
+    def top(*extra):
+        out = subprocess.run([sys.executable, "-m", "discover.cli", "top", "--db", db, "--json", "--n", "50", *extra],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return {row["id"] for row in _json.loads(out.stdout)}
+    assert top() and not top() & then_ids                        # only what this installation would score alike
+    assert then_ids <= top("--any-harness")
+    assert then_ids <= top("--run", "then")                      # within one run, nothing is mixed

@@ -153,13 +153,22 @@ def cmd_top(args) -> int:
         run = store.get_run(args.run)
         if run is None:
             raise CliError(f"no run named {args.run!r} in the database")
-    items = []
-    for p in store.top(run.id if run else None, n=args.n):
+    items, left_out = [], 0
+    current = _HarnessOf()
+    ranked = store.top(run.id if run else None, n=args.n if run or args.any_harness else max(10 * args.n, 100))
+    for p in ranked:
+        if len(items) == args.n:
+            break
         r = store.get_run(p.run_id)
+        stored = sorted({e.harness for e in store.evaluations(p.id, split="train")} - {None})
+        if run is None and not args.any_harness and stored and current(p.space, r) not in (None, *stored):
+            left_out += 1      # scored by another harness: not comparable with this installation's
+            continue
         items.append({"id": p.id, "run": r.name if r else None, "space": p.space, "status": p.status,
                       "score": p.score, "held_out_score": p.held_out_score,
                       "parents": [e.parent_id for e in store.parents(p.id) if e.role == "parent"],
-                      "edit": p.edit, "generation": p.generation})
+                      "edit": p.edit, "generation": p.generation, "harness": stored[0] if len(stored) == 1 else
+                      (stored or None)})
     if args.json:
         print(json.dumps(items))
         return 0
@@ -170,7 +179,29 @@ def cmd_top(args) -> int:
         table.add_row(str(it["id"]), it["run"] or "", _fmt(it["score"], ".4f"), _fmt(it["held_out_score"], ".4f"),
                       str(it["generation"]), ",".join(map(str, it["parents"])), textwrap.shorten(it["edit"] or "", 70))
     _console().print(table)
+    if left_out:
+        _console().print(f"[dim]{left_out} program(s) scored by another harness (evaluator, scoring or options) "
+                         "left out; --any-harness includes them[/dim]")
     return 0
+
+
+class _HarnessOf:
+    """The harness version this installation evaluates a run's space with (None where the
+    space cannot be loaded here), memoised per space and options."""
+
+    def __init__(self):
+        self._memo: dict[str, str | None] = {}
+
+    def __call__(self, space_name: str, run) -> str | None:
+        options = dict((run.config or {}).get("eval_options") or {}) if run is not None else {}
+        key = json.dumps([space_name, options], sort_keys=True, default=str)
+        if key not in self._memo:
+            from discover.spaces import get_space
+            try:
+                self._memo[key] = get_space(space_name).harness_version(options)
+            except Exception:  # noqa: BLE001 - an unknown or unloadable space: nothing to compare
+                self._memo[key] = None
+        return self._memo[key]
 
 
 # ----------------------------------------------------------------------------- parser
@@ -214,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default=None, help="only this run (name or id)")
     p.add_argument("--n", type=int, default=10, help="how many")
     p.add_argument("--json", action="store_true", help="print one JSON array, best first")
+    p.add_argument("--any-harness", action="store_true", help="across runs, also list programs scored by "
+                   "another harness version (other evaluator or scoring code, or options), whose scores are "
+                   "not comparable")
     p.set_defaults(func=cmd_top)
 
     p = command("eval", "Evaluate one program file on a space's tasks.",
